@@ -1,0 +1,45 @@
+# ml_assets: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+DAGSTER_PORT ?= 3000
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test dev lint bench promote rollback clean
+
+help: ## List the targets
+	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## Build .venv with the project and its dev tools
+
+run: $(STAMP) ## Generate the demo data if absent and materialise every asset end to end
+	$(BIN)/python -m ml_assets.run
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest -q
+
+dev: $(STAMP) ## Start the Dagster UI on 127.0.0.1:$(DAGSTER_PORT)
+	$(BIN)/python -m ml_assets.instance
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+lint: $(STAMP) ## Lint and check formatting
+	$(BIN)/ruff check ml_assets ml_assets_tests benchmarks
+	$(BIN)/ruff format --check ml_assets ml_assets_tests benchmarks
+
+bench: $(STAMP) ## Measure import time, make run wall time and orchestration overhead
+	$(BIN)/python benchmarks/bench_run.py
+
+promote: $(STAMP) ## Move `production` to VERSION, approved by APPROVER: make promote VERSION=3 APPROVER=ana
+	$(BIN)/python -m ml_assets.run promote --version "$(VERSION)" --approver "$(APPROVER)"
+
+clean: ## Remove generated state (.dagster, MLflow store, generated data); keeps .venv
+	rm -rf .dagster data/mlflow data/raw data/validation data/quarantine data/reports data/features

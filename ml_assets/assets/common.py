@@ -1,0 +1,35 @@
+"""Helpers shared by assets and checks: batch partitions and the batches of a run."""
+
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.core.batches import BatchFileError, BatchFiles, locate_batches
+from ml_assets.resources import PipelineResource
+
+batch_partitions = dg.DynamicPartitionsDefinition(name="batches")
+
+TRIGGER_TAG = "ml_assets/trigger"
+EVIDENCE_TAG = "ml_assets/evidence"
+
+
+def batches_of_run(context: dg.OpExecutionContext, pipeline: PipelineResource) -> dict[str, BatchFiles]:
+    """The batch files targeted by this run: its partition(s), else every batch present."""
+    dataset = pipeline.settings.dataset
+    present = locate_batches(dataset.features_dir, dataset.labels_dir)
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return present
+    keys = list(context.partition_keys)
+    missing = [k for k in keys if k not in present]
+    if missing:
+        raise BatchFileError(
+            f"partition(s) {missing} have no YYYY-MM-DD.parquet or .csv file in {dataset.features_dir}"
+        )
+    return {k: present[k] for k in keys}
+
+
+def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
+    """A DataFrame as a markdown table for the UI (the first `max_rows` rows)."""
+    if frame.empty:
+        return dg.MetadataValue.md("(none)")
+    return dg.MetadataValue.md(frame.head(max_rows).to_markdown(index=False))

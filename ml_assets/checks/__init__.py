@@ -1,0 +1,1 @@
+"""Asset checks: data gates (data_checks) and model gates (model_gates)."""

@@ -1,0 +1,1 @@
+"""The functional core: pure, typed functions. Nothing here imports Dagster."""

@@ -1,0 +1,114 @@
+"""Daily batch files: discovery, reading and fingerprints.
+
+A batch is one file per day named `YYYY-MM-DD.parquet` or `YYYY-MM-DD.csv`. Labels are either a
+column of the batch or files of the same names in a labels folder, keyed by the id column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+BATCH_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
+
+
+class BatchFileError(ValueError):
+    """A batch or label file is missing, ambiguous or unreadable; the message names the file."""
+
+
+def list_batch_files(folder: Path) -> dict[str, Path]:
+    """Map each batch date (YYYY-MM-DD) to its file in `folder`, sorted by date.
+
+    Files that do not follow the naming contract are ignored; two files for one date are an error.
+    """
+    if not folder.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in folder.iterdir():
+        match = BATCH_FILE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        day = match.group(1)
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            continue
+        if day in found:
+            raise BatchFileError(f"two files for batch {day} in {folder}: {found[day].name}, {path.name}")
+        found[day] = path
+    return dict(sorted(found.items()))
+
+
+def read_batch(path: Path) -> pd.DataFrame:
+    """Read one batch file as delivered (no coercion: validation judges the raw types)."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except FileNotFoundError:
+        raise BatchFileError(f"batch file {path} does not exist") from None
+    except Exception as error:  # pyarrow and the csv parser raise many types; name the file
+        raise BatchFileError(f"cannot read batch file {path}: {error}") from error
+    raise BatchFileError(f"batch file {path} is neither .parquet nor .csv")
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a file: the data version of one batch."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BatchFiles:
+    """The files of one batch date and their content hashes."""
+
+    day: str
+    features: Path
+    labels: Path | None
+    features_sha256: str
+    labels_sha256: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.features_sha256}:{self.labels_sha256 or '-'}"
+
+
+def locate_batches(features_dir: Path, labels_dir: Path | None) -> dict[str, BatchFiles]:
+    """Every batch date present, with its feature file, its label file (if any) and hashes."""
+    labels = list_batch_files(labels_dir) if labels_dir is not None else {}
+    located = {}
+    for day, path in list_batch_files(features_dir).items():
+        label_path = labels.get(day)
+        located[day] = BatchFiles(
+            day=day,
+            features=path,
+            labels=label_path,
+            features_sha256=file_sha256(path),
+            labels_sha256=file_sha256(label_path) if label_path else None,
+        )
+    return located
+
+
+def read_labels(batch: BatchFiles, id_column: str, target_column: str, separate: bool) -> pd.DataFrame:
+    """The (id, target) pairs of a batch: from its label file, or from the batch itself."""
+    if separate:
+        if batch.labels is None:
+            return pd.DataFrame({id_column: pd.Series(dtype=str), target_column: pd.Series(dtype="int64")})
+        source = read_batch(batch.labels)
+        where = batch.labels
+    else:
+        source = read_batch(batch.features)
+        where = batch.features
+    missing = [c for c in (id_column, target_column) if c not in source.columns]
+    if missing:
+        raise BatchFileError(f"label source {where} lacks column(s) {missing}")
+    return source[[id_column, target_column]]

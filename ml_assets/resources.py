@@ -1,0 +1,93 @@
+"""Dagster resources: the pipeline settings and paths, and MLflow through dagster-mlflow."""
+
+
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+
+from ml_assets.settings import Settings, load_settings
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """pipeline.yaml and the folders the pipeline reads and writes.
+
+    `config_path` defaults to $ML_ASSETS_CONFIG, else the project's pipeline.yaml.
+    """
+
+    config_path: str | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.storage.data_dir
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.data_dir / "validation"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    def mlflow_client(self):
+        """An MlflowClient on the configured tracking store (imports mlflow on first use)."""
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
+
+
+@dg.resource(
+    required_resource_keys={"pipeline"},
+    description="dagster-mlflow's MLflow run for this Dagster run, on the configured store.",
+)
+def mlflow_tracking(context: dg.InitResourceContext):
+    """dagster-mlflow's `MlFlow` resource, configured from pipeline.yaml.
+
+    Built lazily: `dagster_mlflow` imports mlflow (about 2 s), which every process that loads the
+    definitions would otherwise pay. The experiment is created here first so that its artefacts
+    live in the configured folder rather than in ./mlruns of whatever directory a run starts in.
+    """
+    import mlflow
+    from dagster_mlflow.resources import MlFlow
+
+    from ml_assets.core.registry import ensure_experiment
+
+    settings: Settings = context.resources.pipeline.settings
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    ensure_experiment(
+        mlflow.MlflowClient(),
+        settings.training.experiment_name,
+        settings.mlflow_artifact_location,
+    )
+    shim = SimpleNamespace(
+        log=context.log,
+        dagster_run=context.dagster_run,
+        run_id=context.run_id,
+        resource_config={
+            "experiment_name": settings.training.experiment_name,
+            "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+            "extra_tags": {"ml_assets.dataset": settings.dataset.name},
+        },
+    )
+    return MlFlow(shim)

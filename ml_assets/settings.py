@@ -1,0 +1,168 @@
+"""pipeline.yaml -> typed, validated settings.
+
+Loaded once per process (`load_settings` is cached). A wrong or missing key fails at load time
+with a message naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ml_assets.core.contract import DataContract
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "pipeline.yaml"
+CONFIG_ENV_VAR = "ML_ASSETS_CONFIG"
+
+
+class SettingsError(ValueError):
+    """pipeline.yaml is missing, unreadable or invalid; the message names the key and file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSettings(DataContract):
+    """The data contract plus where the batches live."""
+
+    features_dir: Path
+    labels_dir: Path | None = None
+    demo: bool = False
+
+
+class ValidationSettings(_Strict):
+    max_failing_row_share: float = Field(0.0, ge=0, le=1)
+    min_label_join_rate: float = Field(0.99, ge=0, le=1)
+    failing_rows_sample: int = Field(10, ge=1)
+
+
+class SplitSettings(_Strict):
+    validation: float = Field(gt=0, lt=0.5)
+    test: float = Field(gt=0, lt=0.5)
+
+
+class TrainingSettings(_Strict):
+    window_days: int = Field(ge=1)
+    min_window_days: int = Field(1, ge=1)
+    split: SplitSettings
+    seed: int = 42
+    registered_model_name: str
+    experiment_name: str
+    lightgbm: dict[str, Any]
+    num_boost_round: int = Field(ge=1)
+    early_stopping_rounds: int = Field(0, ge=0)
+
+
+class GateSettings(_Strict):
+    decision_threshold: float = Field(gt=0, lt=1)
+    min_roc_auc: float = Field(ge=0, le=1)
+    max_auc_regression: float = Field(ge=0, le=1)
+
+
+class DeliverySettings(_Strict):
+    staging_alias: str = "staging"
+    production_alias: str = "production"
+
+
+class DriftSettings(_Strict):
+    reference_sample_rows: int = Field(20000, ge=100)
+    drifted_columns_share: float = Field(gt=0, le=1)
+    retrain_on_drift: bool = True
+
+
+class ScheduleSettings(_Strict):
+    retraining_cron: str
+    timezone: str = "UTC"
+    sensor_interval_seconds: int = Field(60, ge=5)
+
+
+class StorageSettings(_Strict):
+    data_dir: Path
+    mlflow_dir: Path
+
+
+class Settings(_Strict):
+    dataset: DatasetSettings
+    validation: ValidationSettings
+    training: TrainingSettings
+    gates: GateSettings
+    delivery: DeliverySettings
+    drift: DriftSettings
+    schedules: ScheduleSettings
+    storage: StorageSettings
+    source: Path = Field(exclude=True)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or (
+            f"sqlite:///{self.storage.mlflow_dir / 'mlflow.db'}"
+        )
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.storage.mlflow_dir / "artifacts").as_uri()
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the relative paths of the file absolute against the file's folder, in place."""
+    for section, keys in {
+        "dataset": ("features_dir", "labels_dir"),
+        "storage": ("data_dir", "mlflow_dir"),
+    }.items():
+        block = raw.get(section)
+        if not isinstance(block, dict):
+            continue
+        for key in keys:
+            value = block.get(key)
+            if value is not None and not Path(value).is_absolute():
+                block[key] = str((base / value).resolve())
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"invalid settings in {path}:"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(raw: dict[str, Any], source: Path) -> Settings:
+    """Validate a parsed pipeline.yaml mapping; relative paths resolve against `source`'s folder."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{source}: the top level must be a mapping of sections")
+    raw = {**raw, "source": str(source)}
+    _resolve_paths(raw, source.parent)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, source)) from None
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG).resolve()
+
+
+@functools.cache
+def _load(path: Path) -> Settings:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SettingsError(f"cannot read settings file {path}: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path} is not valid YAML: {error}") from None
+    return parse_settings(raw, path)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Settings from `path`, else $ML_ASSETS_CONFIG, else the project's pipeline.yaml."""
+    return _load(Path(path).resolve() if path else config_path())
+
