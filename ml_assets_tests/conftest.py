@@ -1,0 +1,119 @@
+"""Shared fixtures: a tiny project (config, demo batches, stores) in a temporary folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from ml_assets import simulate
+from ml_assets.resources import PipelineResource, mlflow_tracking
+from ml_assets.settings import DEFAULT_CONFIG, Settings, load_settings
+
+START = dt.date(2026, 1, 1)
+
+
+@dataclass
+class Project:
+    root: Path
+    config_path: Path
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    @property
+    def pipeline(self) -> PipelineResource:
+        return PipelineResource(config_path=str(self.config_path))
+
+    @property
+    def resources(self) -> dict:
+        return {"pipeline": self.pipeline, "mlflow": mlflow_tracking}
+
+    def write_days(self, start: dt.date, days: int, scenario: str = "stable", rows: int = 300) -> list[str]:
+        """Write `days` demo batches from `start` (the scenario applies to all of them)."""
+        s = self.settings
+        simulate.write_demo(
+            s.dataset.features_dir,
+            s.dataset.labels_dir,
+            start=start,
+            days=days,
+            rows_per_day=rows,
+            seed=7,
+            scenario=scenario,
+            scenario_start=start,
+            scenario_end=start + dt.timedelta(days=days - 1),
+        )
+        return [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
+
+
+def make_project(root: Path, **overrides) -> Project:
+    """A copy of pipeline.yaml pointed at `root`, scaled down for tests; `overrides` patch sections."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["dataset"].update(features_dir="raw/features", labels_dir="raw/labels", demo=False)
+    raw["storage"].update(data_dir="data", mlflow_dir="data/mlflow")
+    raw["training"].update(window_days=8, min_window_days=3, num_boost_round=60, early_stopping_rounds=10)
+    raw["drift"].update(reference_sample_rows=500)
+    for section, values in overrides.items():
+        raw[section].update(values)
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return Project(root=root, config_path=config)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """Tests never touch the developer's stores: no inherited tracking URI or config."""
+    for var in ("MLFLOW_TRACKING_URI", "ML_ASSETS_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    """Ten stable days of 300 applications in a temporary project."""
+    p = make_project(tmp_path / "project")
+    p.write_days(START, 10)
+    return p
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def add_partitions(instance: dg.DagsterInstance, days: list[str]) -> None:
+    known = set(instance.get_dynamic_partitions("batches"))
+    instance.add_dynamic_partitions("batches", [d for d in days if d not in known])
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+
+
+def run_job(job_name: str, project: Project, instance, tags: dict | None = None, run_config=None):
+    """Execute one of the project's jobs on the test project's resources."""
+    from ml_assets.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(
+        instance=instance,
+        resources=project.resources,
+        tags=tags or {},
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def os_environ_copy() -> dict:
+    return dict(os.environ)

@@ -1,0 +1,178 @@
+"""Pure core: batch files, schema gate, label joinability, ledger, splits."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets import simulate
+from ml_assets.core.batches import BatchFileError, list_batch_files, locate_batches
+from ml_assets.core.features import assign_split, build_features, data_version
+from ml_assets.core.ledger import (
+    batch_status,
+    contiguous_ranges,
+    needs_validation,
+    plan_window,
+    quarantine_batch,
+    record_verdict,
+)
+from ml_assets.core.validation import check_label_join, validate_batch
+from ml_assets.settings import load_settings
+
+DAY = dt.date(2026, 2, 1)
+CONTRACT = load_settings().dataset
+
+
+def _day(scenario="stable", rows=400):
+    return simulate.generate_day(DAY, rows, seed=3, scenario=scenario)
+
+
+def _schema(frame):
+    return validate_batch(frame, CONTRACT, day="2026-02-01", max_failing_row_share=0.0, sample_rows=5)
+
+
+def test_stable_batch_passes_the_schema():
+    report = _schema(_day()[0])
+    assert report.passed, report.reason
+    assert report.failing_rows == 0 and report.rows == 400
+
+
+def test_renamed_and_retyped_columns_fail_structurally():
+    report = _schema(_day("schema_corruption")[0])
+    assert not report.passed
+    assert report.failing_rows == report.rows
+    assert report.reason.startswith("structural failure")
+    failing_columns = set(report.failure_cases["column"].dropna())
+    assert {"income"} <= failing_columns
+    assert "fico_score" in set(report.failure_cases["failure_case"].astype(str)) or "credit_score" in failing_columns
+
+
+def test_value_corruption_counts_failing_rows_and_samples_them():
+    report = _schema(_day("value_corruption")[0])
+    assert not report.passed
+    assert 0 < report.failing_rows <= report.rows
+    assert len(report.failing_rows_sample) == 5
+    assert {"income", "loan_amount"} <= set(report.failure_cases["column"])
+
+
+def test_tolerated_share_of_failing_rows_passes():
+    frame = _day()[0]
+    frame.loc[frame.index[:4], "credit_score"] = 9999
+    strict = _schema(frame)
+    lenient = validate_batch(frame, CONTRACT, day="d", max_failing_row_share=0.05, sample_rows=5)
+    assert not strict.passed and strict.failing_rows == 4
+    assert lenient.passed and lenient.value == pytest.approx(0.01)
+
+
+def test_duplicate_ids_fail():
+    frame = _day()[0]
+    frame.loc[1, CONTRACT.id_column] = frame.loc[0, CONTRACT.id_column]
+    report = _schema(frame)
+    assert not report.passed
+    assert "application_id" in set(report.failure_cases["column"])
+
+
+def test_label_join_both_ways():
+    features, labels = _day()
+    ok = check_label_join(features, labels, CONTRACT, day="d", min_join_rate=0.99, sample_rows=5)
+    assert ok.passed and ok.value == 1.0
+    missing = check_label_join(features, labels.iloc[50:], CONTRACT, day="d", min_join_rate=0.99, sample_rows=5)
+    assert not missing.passed
+    assert missing.value == pytest.approx(1 - 50 / 400)
+    assert (missing.failure_cases["problem"] == "batch row without label").sum() == 50
+    bad_value = labels.copy()
+    bad_value.loc[0, CONTRACT.target_column] = 7
+    assert not check_label_join(features, bad_value, CONTRACT, day="d", min_join_rate=0.5, sample_rows=5).passed
+
+
+def test_label_join_without_id_column_fails_with_reason():
+    features, labels = _day()
+    report = check_label_join(
+        features.rename(columns={"application_id": "app"}), labels, CONTRACT, day="d", min_join_rate=0.9, sample_rows=3
+    )
+    assert not report.passed
+    assert "no id column" in report.reason
+
+
+def test_batch_files_follow_the_naming_contract(tmp_path):
+    (tmp_path / "2026-01-02.parquet").write_bytes(b"x")
+    (tmp_path / "notes.csv").write_text("a")
+    (tmp_path / "2026-13-40.csv").write_text("a")
+    assert list(list_batch_files(tmp_path)) == ["2026-01-02"]
+    (tmp_path / "2026-01-02.csv").write_text("a")
+    with pytest.raises(BatchFileError, match="two files for batch 2026-01-02"):
+        list_batch_files(tmp_path)
+
+
+def test_ledger_fails_closed(tmp_path):
+    features_dir, labels_dir, ledger = tmp_path / "f", tmp_path / "l", tmp_path / "ledger"
+    simulate.write_demo(features_dir, labels_dir, start=DAY, days=2, rows_per_day=100, seed=1)
+    batches = locate_batches(features_dir, labels_dir)
+    first, second = batches.values()
+    assert not batch_status(ledger, first).eligible  # never validated
+    frame = pd.read_parquet(first.features)
+    passing = _schema(frame)
+    record_verdict(ledger, passing, first, "run-1")
+    assert "label_join" in batch_status(ledger, first).reason
+    join = check_label_join(frame, pd.read_parquet(first.labels), CONTRACT, day=first.day, min_join_rate=0.99, sample_rows=3)
+    record_verdict(ledger, join, first, "run-1")
+    assert batch_status(ledger, first).eligible
+    assert not needs_validation(ledger, first)
+    # A failed verdict excludes the batch and the quarantine keeps the file and its evidence.
+    failing = _schema(_day("schema_corruption")[0])
+    record_verdict(ledger, failing, second, "run-2")
+    folder = quarantine_batch(tmp_path / "q", second, failing, "run-2")
+    assert (folder / second.features.name).read_bytes() == second.features.read_bytes()
+    assert (folder / "schema_failure_cases.csv").exists()
+    assert "structural failure" in (folder / "schema_report.md").read_text()
+    assert second.features.exists()
+    status = batch_status(ledger, second)
+    assert not status.eligible and status.reason.startswith("failed schema")
+    # Changing the file after validation withdraws the batch until it is judged again.
+    frame.head(50).to_parquet(first.features)
+    changed = locate_batches(features_dir, labels_dir)[first.day]
+    assert batch_status(ledger, changed).reason.startswith("file changed")
+    assert needs_validation(ledger, changed)
+    window = plan_window(ledger, locate_batches(features_dir, labels_dir), window_days=5)
+    assert window.days == []
+    assert set(window.excluded) == {first.day, second.day}
+
+
+def test_contiguous_ranges():
+    keys = ["a", "b", "c", "d", "e", "f"]
+    assert contiguous_ranges(keys, {"b", "c", "e"}) == [("b", "c"), ("e", "e")]
+    assert contiguous_ranges(keys, set()) == []
+    assert contiguous_ranges(keys, set(keys)) == [("a", "f")]
+
+
+def test_split_is_deterministic_disjoint_and_proportional():
+    ids = pd.Series([f"id-{i}" for i in range(20000)])
+    split = assign_split(ids, seed=42, validation=0.15, test=0.2)
+    again = assign_split(ids.sample(frac=1, random_state=0), seed=42, validation=0.15, test=0.2)
+    by_id = dict(zip(ids, split))
+    assert all(by_id[i] == s for i, s in zip(ids.sample(frac=1, random_state=0), again))
+    shares = pd.Series(split).value_counts(normalize=True)
+    assert shares["test"] == pytest.approx(0.2, abs=0.01)
+    assert shares["validation"] == pytest.approx(0.15, abs=0.01)
+    other_seed = assign_split(ids, seed=43, validation=0.15, test=0.2)
+    assert (other_seed != split).mean() > 0.3
+
+
+def test_features_drop_sensitive_columns_and_fix_categories():
+    frame = _day()[0]
+    x = build_features(frame, CONTRACT)
+    assert "sex" not in x.columns
+    assert list(x["region"].cat.categories) == CONTRACT.categorical_columns["region"]
+    assert x["credit_score"].dtype == np.float64
+    # One row alone gets the same category codes as inside the whole batch.
+    single = build_features(frame.iloc[[7]], CONTRACT)
+    assert single["purpose"].cat.codes.iloc[0] == x["purpose"].cat.codes.iloc[7]
+    with pytest.raises(KeyError, match="credit_score"):
+        build_features(frame.drop(columns=["credit_score"]), CONTRACT)
+
+
+def test_data_version_names_exact_content():
+    a = data_version({"2026-01-01": "h1", "2026-01-02": "h2"})
+    assert a == data_version({"2026-01-02": "h2", "2026-01-01": "h1"})
+    assert a != data_version({"2026-01-01": "h1", "2026-01-02": "h3"})

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ml_assets.settings import DEFAULT_CONFIG, SettingsError, load_settings, parse_settings
+
+
+def _raw() -> dict:
+    return yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+
+def test_project_config_loads_with_absolute_paths():
+    settings = load_settings()
+    assert settings.dataset.features_dir.is_absolute()
+    assert settings.dataset.features_dir == DEFAULT_CONFIG.parent / "data/raw/features"
+    assert "sex" not in settings.dataset.model_features
+    assert settings.gates.min_roc_auc == 0.70
+
+
+def test_relative_paths_resolve_against_the_files_folder(tmp_path):
+    settings = parse_settings(_raw(), tmp_path / "sub" / "pipeline.yaml")
+    assert settings.dataset.labels_dir == (tmp_path / "sub" / "data/raw/labels").resolve()
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'sub' / 'data/mlflow'}/mlflow.db"
+
+
+def test_missing_key_names_the_key_and_the_file(tmp_path):
+    raw = _raw()
+    del raw["gates"]["min_roc_auc"]
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "pipeline.yaml")
+    assert "gates.min_roc_auc" in str(error.value)
+    assert str(tmp_path / "pipeline.yaml") in str(error.value)
+
+
+def test_unknown_and_mistyped_keys_fail(tmp_path):
+    raw = _raw()
+    raw["training"]["windw_days"] = 3
+    raw["drift"]["drifted_columns_share"] = "lots"
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "p.yaml")
+    assert "training.windw_days" in str(error.value)
+    assert "drift.drifted_columns_share" in str(error.value)
+
+
+def test_slice_column_must_be_declared(tmp_path):
+    raw = _raw()
+    raw["dataset"]["slice_columns"] = ["zodiac_sign"]
+    with pytest.raises(SettingsError, match="zodiac_sign"):
+        parse_settings(raw, tmp_path / "p.yaml")
+
+
+def test_env_var_points_at_another_file(tmp_path, monkeypatch):
+    raw = _raw()
+    raw["training"]["window_days"] = 5
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("ML_ASSETS_CONFIG", str(path))
+    assert load_settings().training.window_days == 5
+
+
+def test_unreadable_file_is_named(tmp_path):
+    with pytest.raises(SettingsError, match=str(tmp_path / "nope.yaml")):
+        load_settings(Path(tmp_path / "nope.yaml"))
+
+
+def test_mlflow_uri_from_environment_wins(monkeypatch, tmp_path):
+    settings = parse_settings(_raw(), tmp_path / "p.yaml")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://db/mlflow")
+    assert settings.mlflow_tracking_uri == "postgresql://db/mlflow"
