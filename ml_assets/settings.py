@@ -150,7 +150,7 @@ def config_path() -> Path:
 
 
 @functools.cache
-def _load(path: Path) -> Settings:
+def _load(path: Path, stamp: tuple[int, int]) -> Settings:
     try:
         text = path.read_text()
     except OSError as error:
@@ -163,6 +163,14 @@ def _load(path: Path) -> Settings:
 
 
 def load_settings(path: Path | str | None = None) -> Settings:
-    """Settings from `path`, else $ML_ASSETS_CONFIG, else the project's pipeline.yaml."""
-    return _load(Path(path).resolve() if path else config_path())
+    """Settings from `path`, else $ML_ASSETS_CONFIG, else the project's pipeline.yaml.
+
+    Parsed once per file version: an edited file is read again.
+    """
+    resolved = Path(path).resolve() if path else config_path()
+    try:
+        stat = resolved.stat()
+    except OSError as error:
+        raise SettingsError(f"cannot read settings file {resolved}: {error.strerror}") from None
+    return _load(resolved, (stat.st_mtime_ns, stat.st_size))
 

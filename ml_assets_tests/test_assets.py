@@ -1,0 +1,160 @@
+"""Each group materialised on tiny data in a temporary project, checks included."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.assets import delivery, evaluation, features, ingestion, monitoring, training
+from ml_assets.checks import data_checks, model_gates
+from ml_assets.core.registry import read_audit, version_for_alias
+from ml_assets_tests.conftest import START, add_partitions, make_project, range_tags
+
+ASSETS = dg.load_assets_from_modules([ingestion, features, training, evaluation, delivery, monitoring])
+CHECKS = dg.load_asset_checks_from_modules([data_checks, model_gates])
+INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
+DATA_CHECKS = [data_checks.raw_batches_match_schema, data_checks.raw_labels_join_raw_batches]
+DOWNSTREAM = [
+    features.training_dataset, features.reference_profile, training.candidate_model,
+    evaluation.evaluation_report, delivery.staging_model, monitoring.drift_report,
+]
+
+
+def _ingest(project, instance, days):
+    add_partitions(instance, days)
+    return dg.materialize(
+        [*INGESTION, *DATA_CHECKS], instance=instance, resources=project.resources,
+        tags=range_tags(days[0], days[-1]), raise_on_error=False,
+    )
+
+
+def _train(project, instance):
+    return dg.materialize(
+        [*ASSETS, *CHECKS], selection=DOWNSTREAM, instance=instance, resources=project.resources,
+        raise_on_error=False,
+    )
+
+
+def _check(result, name):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def test_ingestion_gates_pass_clean_batches(project, instance):
+    days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
+    result = _ingest(project, instance, days)
+    assert result.success
+    schema = _check(result, "raw_batches_match_schema")
+    assert schema.passed and schema.metadata["batches_checked"].value == 10
+    assert _check(result, "raw_labels_join_raw_batches").passed
+    verdict = json.loads((project.pipeline.ledger_dir / "schema" / f"{days[0]}.json").read_text())
+    assert verdict["passed"] and verdict["run_id"] == result.run_id
+    assert not project.pipeline.quarantine_dir.exists()
+
+
+def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
+    days = project.write_days(dt.date(2026, 2, 1), 1, scenario="value_corruption")
+    add_partitions(instance, days)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=[*INGESTION, features.training_dataset],
+        instance=instance, resources=project.resources, partition_key=days[0], raise_on_error=False,
+    )
+    assert not result.success
+    schema = _check(result, "raw_batches_match_schema")
+    assert not schema.passed
+    assert schema.metadata["failed_days"].value == "2026-02-01"
+    assert schema.metadata["failing_rows"].value > 0
+    assert "application_id" in schema.metadata["failing_rows_sample"].value
+    quarantined = list((project.pipeline.quarantine_dir / "2026-02-01").iterdir())
+    assert len(quarantined) == 1 and (quarantined[0] / "2026-02-01.parquet").exists()
+    assert (quarantined[0] / "schema_report.md").exists()
+    # The blocking check stopped the run before features were built from the bad batch.
+    materialized = {e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw_batches", "raw_labels"}
+    assert not (project.pipeline.features_dir / "training_dataset.parquet").exists()
+    # The source file is untouched: nothing is deleted.
+    assert (project.settings.dataset.features_dir / "2026-02-01.parquet").exists()
+
+
+def test_training_group_stages_a_passing_candidate(project, instance):
+    days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
+    assert _ingest(project, instance, days).success
+    result = _train(project, instance)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    mats = {e.materialization.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
+    assert mats["training_dataset"]["window_end"].value == days[-1]
+    assert mats["candidate_model"]["model_version"].value == "1"
+    assert _check(result, "candidate_auc_above_floor").passed
+    regression = _check(result, "candidate_auc_not_below_production")
+    assert regression.passed and "no champion" in regression.metadata["reason"].value
+    client = project.pipeline.mlflow_client()
+    name = project.settings.training.registered_model_name
+    staged = version_for_alias(client, name, "staging")
+    assert str(staged.version) == "1"
+    assert staged.tags["data_version"] == mats["training_dataset"]["data_version"].value
+    assert staged.tags["gates"] == "passed"
+    run = client.get_run(staged.run_id)
+    assert run.data.metrics["test_roc_auc"] > 0.7
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert version_for_alias(client, name, "production") is None
+    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")] == ["registered", "staged"]
+    assert mats["drift_report"]["batch"].value == days[-1]
+    assert (project.pipeline.reports_dir / "drift" / f"{days[-1]}.html").exists()
+    split = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
+    assert split.groupby("application_id")["split"].nunique().max() == 1
+
+
+def test_auc_floor_gate_blocks_staging(tmp_path, instance):
+    project = make_project(tmp_path / "p", gates={"min_roc_auc": 0.99})
+    days = project.write_days(START, 6)
+    assert _ingest(project, instance, days).success
+    result = _train(project, instance)
+    assert not result.success
+    floor = _check(result, "candidate_auc_above_floor")
+    assert not floor.passed
+    assert floor.metadata["threshold"].value == 0.99 and floor.metadata["decision"].value == "block"
+    materialized = {e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "candidate_model" in materialized and "staging_model" not in materialized
+    client = project.pipeline.mlflow_client()
+    assert version_for_alias(client, project.settings.training.registered_model_name, "staging") is None
+    # A later run of staging_model alone is refused too: gates are looked up across runs.
+    again = dg.materialize([*ASSETS, *CHECKS], selection=[delivery.staging_model], instance=instance,
+                           resources=project.resources, raise_on_error=False)
+    assert not again.success
+    assert version_for_alias(client, project.settings.training.registered_model_name, "staging") is None
+
+
+def test_regression_gate_and_human_promotion(tmp_path, instance):
+    project = make_project(tmp_path / "p")
+    days = project.write_days(START, 6)
+    assert _ingest(project, instance, days).success
+    assert _train(project, instance).success
+    name = project.settings.training.registered_model_name
+    promote = dg.materialize(
+        [*ASSETS], selection=[delivery.production_model], instance=instance, resources=project.resources,
+        run_config={"ops": {"production_model": {"config": {"version": "1", "approver": "ana", "reason": "review"}}}},
+    )
+    assert promote.success
+    client = project.pipeline.mlflow_client()
+    assert str(version_for_alias(client, name, "production").version) == "1"
+    assert client.get_model_version(name, "1").tags["approved_by"] == "ana"
+    # A degraded challenger (two trees, tiny leaves) regresses beyond tolerance and is blocked.
+    worse = make_project(tmp_path / "p", training={"num_boost_round": 1, "early_stopping_rounds": 0,
+                                                    "lightgbm": {"objective": "binary", "num_leaves": 2,
+                                                                 "learning_rate": 0.01}})
+    result = _train(worse, instance)
+    regression = _check(result, "candidate_auc_not_below_production")
+    assert not regression.passed
+    assert regression.metadata["reference"].value > regression.metadata["threshold"].value
+    assert str(version_for_alias(client, name, "staging").version) == "1"
+    assert str(version_for_alias(client, name, "production").version) == "1"
+    # A version that never passed the gates cannot be promoted.
+    refused = dg.materialize(
+        [*ASSETS], selection=[delivery.production_model], instance=instance, resources=project.resources,
+        run_config={"ops": {"production_model": {"config": {"version": "2", "approver": "ana"}}}},
+        raise_on_error=False,
+    )
+    assert not refused.success
+    assert str(version_for_alias(client, name, "production").version) == "1"
