@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 import yaml
 
 from ml_assets import simulate
+from ml_assets.assets import delivery, evaluation, features, ingestion, monitoring, training
+from ml_assets.checks import data_checks, model_gates
 from ml_assets.resources import PipelineResource, mlflow_tracking
 from ml_assets.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -115,5 +116,38 @@ def run_job(job_name: str, project: Project, instance, tags: dict | None = None,
     )
 
 
-def os_environ_copy() -> dict:
-    return dict(os.environ)
+ASSETS = dg.load_assets_from_modules([ingestion, features, training, evaluation, delivery, monitoring])
+CHECKS = dg.load_asset_checks_from_modules([data_checks, model_gates])
+INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
+DATA_CHECKS = [data_checks.raw_batches_match_schema, data_checks.raw_labels_join_raw_batches]
+DOWNSTREAM = [
+    features.training_dataset,
+    features.reference_profile,
+    training.candidate_model,
+    evaluation.evaluation_report,
+    delivery.staging_model,
+    monitoring.drift_report,
+]
+
+
+def ingest(project: Project, instance, days: list[str]):
+    """Materialise the ingestion group and its data gates over `days` in one run."""
+    add_partitions(instance, days)
+    return dg.materialize(
+        [*INGESTION, *DATA_CHECKS],
+        instance=instance,
+        resources=project.resources,
+        tags=range_tags(days[0], days[-1]),
+        raise_on_error=False,
+    )
+
+
+def train(project: Project, instance):
+    """Materialise everything downstream of ingestion (features to staging, and drift)."""
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=DOWNSTREAM,
+        instance=instance,
+        resources=project.resources,
+        raise_on_error=False,
+    )

@@ -6,35 +6,18 @@ import json
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets import delivery, evaluation, features, ingestion, monitoring, training
-from ml_assets.checks import data_checks, model_gates
+from ml_assets.assets import delivery, features
 from ml_assets.core.registry import read_audit, version_for_alias
-from ml_assets_tests.conftest import START, add_partitions, make_project, range_tags
-
-ASSETS = dg.load_assets_from_modules([ingestion, features, training, evaluation, delivery, monitoring])
-CHECKS = dg.load_asset_checks_from_modules([data_checks, model_gates])
-INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
-DATA_CHECKS = [data_checks.raw_batches_match_schema, data_checks.raw_labels_join_raw_batches]
-DOWNSTREAM = [
-    features.training_dataset, features.reference_profile, training.candidate_model,
-    evaluation.evaluation_report, delivery.staging_model, monitoring.drift_report,
-]
-
-
-def _ingest(project, instance, days):
-    add_partitions(instance, days)
-    return dg.materialize(
-        [*INGESTION, *DATA_CHECKS], instance=instance, resources=project.resources,
-        tags=range_tags(days[0], days[-1]), raise_on_error=False,
-    )
-
-
-def _train(project, instance):
-    return dg.materialize(
-        [*ASSETS, *CHECKS], selection=DOWNSTREAM, instance=instance, resources=project.resources,
-        raise_on_error=False,
-    )
-
+from ml_assets_tests.conftest import (
+    ASSETS,
+    CHECKS,
+    INGESTION,
+    START,
+    add_partitions,
+    ingest,
+    make_project,
+    train,
+)
 
 def _check(result, name):
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
@@ -42,7 +25,7 @@ def _check(result, name):
 
 def test_ingestion_gates_pass_clean_batches(project, instance):
     days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
-    result = _ingest(project, instance, days)
+    result = ingest(project, instance, days)
     assert result.success
     schema = _check(result, "raw_batches_match_schema")
     assert schema.passed and schema.metadata["batches_checked"].value == 10
@@ -79,8 +62,8 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
 
 def test_training_group_stages_a_passing_candidate(project, instance):
     days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
-    assert _ingest(project, instance, days).success
-    result = _train(project, instance)
+    assert ingest(project, instance, days).success
+    result = train(project, instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     mats = {e.materialization.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
@@ -109,8 +92,8 @@ def test_training_group_stages_a_passing_candidate(project, instance):
 def test_auc_floor_gate_blocks_staging(tmp_path, instance):
     project = make_project(tmp_path / "p", gates={"min_roc_auc": 0.99})
     days = project.write_days(START, 6)
-    assert _ingest(project, instance, days).success
-    result = _train(project, instance)
+    assert ingest(project, instance, days).success
+    result = train(project, instance)
     assert not result.success
     floor = _check(result, "candidate_auc_above_floor")
     assert not floor.passed
@@ -129,8 +112,8 @@ def test_auc_floor_gate_blocks_staging(tmp_path, instance):
 def test_regression_gate_and_human_promotion(tmp_path, instance):
     project = make_project(tmp_path / "p")
     days = project.write_days(START, 6)
-    assert _ingest(project, instance, days).success
-    assert _train(project, instance).success
+    assert ingest(project, instance, days).success
+    assert train(project, instance).success
     name = project.settings.training.registered_model_name
     promote = dg.materialize(
         [*ASSETS], selection=[delivery.production_model], instance=instance, resources=project.resources,
@@ -144,7 +127,7 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     worse = make_project(tmp_path / "p", training={"num_boost_round": 1, "early_stopping_rounds": 0,
                                                     "lightgbm": {"objective": "binary", "num_leaves": 2,
                                                                  "learning_rate": 0.01}})
-    result = _train(worse, instance)
+    result = train(worse, instance)
     regression = _check(result, "candidate_auc_not_below_production")
     assert not regression.passed
     assert regression.metadata["reference"].value > regression.metadata["threshold"].value

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics
 
 
 def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """ROC AUC, log loss, Brier score and accuracy at `threshold`, with counts and rates."""
+    from sklearn import metrics
+
     if len(np.unique(y_true)) < 2:
         raise ValueError(f"metrics need both classes; got only {np.unique(y_true).tolist()}")
     predicted = (scores >= threshold).astype(int)

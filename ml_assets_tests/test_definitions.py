@@ -1,0 +1,64 @@
+"""The code location loads, and any change to its graph shows up here in review."""
+
+import subprocess
+import sys
+
+from ml_assets.definitions import defs
+from ml_assets.settings import PROJECT_ROOT
+
+SNAPSHOT = {
+    "assets": [
+        "candidate_model", "drift_report", "evaluation_report", "production_model", "raw_batches",
+        "raw_labels", "reference_profile", "staging_model", "training_dataset",
+    ],
+    "checks": [
+        "evaluation_report:candidate_auc_above_floor",
+        "evaluation_report:candidate_auc_not_below_production",
+        "raw_batches:raw_batches_match_schema",
+        "raw_labels:raw_labels_join_raw_batches",
+    ],
+    "jobs": ["ingestion_job", "ml_pipeline_job", "promote_to_production_job", "training_job"],
+    "schedules": ["retraining_schedule"],
+    "sensors": ["drift_sensor", "new_batch_sensor"],
+    "groups": ["delivery", "evaluation", "features", "ingestion", "monitoring", "training"],
+}
+
+
+def test_definitions_snapshot():
+    graph = defs.resolve_asset_graph()
+    assets = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys)
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    groups = sorted({graph.get(k).group_name for k in graph.get_all_asset_keys()})
+    assert {
+        "assets": assets,
+        "checks": checks,
+        "jobs": jobs,
+        "schedules": sorted(s.name for s in defs.schedules),
+        "sensors": sorted(s.name for s in defs.sensors),
+        "groups": groups,
+    } == SNAPSHOT
+
+
+def test_every_asset_and_check_explains_itself():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        description = graph.get(key).description or ""
+        assert description and "\n" not in description.strip(), key
+    for check in graph.asset_check_keys:
+        assert graph.get(check).description, check
+
+
+def test_data_gates_and_model_gates_block():
+    graph = defs.resolve_asset_graph()
+    for check in graph.asset_check_keys:
+        assert graph.get(check).blocking, check
+
+
+def test_definitions_import_leaves_heavy_libraries_unloaded():
+    code = (
+        "import sys, ml_assets.definitions;"
+        "print(','.join(m for m in ('mlflow','lightgbm','evidently','sklearn','pandera') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
