@@ -84,12 +84,16 @@ def batch_status(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = 
 
 
 def needs_validation(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES) -> bool:
-    """True when some gate has no verdict on this exact file content."""
-    for check in checks:
-        verdict = read_verdict(ledger_dir, check, batch.day)
-        if verdict is None or verdict.fingerprint != batch.fingerprint:
-            return True
-    return False
+    """True unless this exact file content already failed a gate or passed every gate.
+
+    A gate that failed settles the batch (a blocking failure skips the gates after it); a
+    changed file is judged again.
+    """
+    current = [read_verdict(ledger_dir, check, batch.day) for check in checks]
+    current = [v for v in current if v is not None and v.fingerprint == batch.fingerprint]
+    if any(not v.passed for v in current):
+        return False
+    return len(current) < len(checks)
 
 
 def quarantine_batch(quarantine_dir: Path, batch: BatchFiles, report: GateReport, run_id: str) -> Path:

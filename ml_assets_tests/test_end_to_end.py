@@ -1,0 +1,89 @@
+"""The whole loop through `make run`'s driver, on a small demo, then a corrupted batch."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from ml_assets import run
+from ml_assets.core.registry import read_audit, version_for_alias
+from ml_assets_tests.conftest import START, make_project
+
+
+@pytest.fixture
+def driver(tmp_path, monkeypatch):
+    """A small project run exactly as `make run` runs it: env-selected config and instance."""
+    project = make_project(tmp_path / "project")
+    project.write_days(START, 12)
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("ML_ASSETS_CONFIG", str(project.config_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return project
+
+
+def _aliases(project):
+    client = project.pipeline.mlflow_client()
+    name = project.settings.training.registered_model_name
+    found = {a: version_for_alias(client, name, a) for a in ("staging", "production")}
+    return {a: (str(v.version) if v else None) for a, v in found.items()}
+
+
+def _versions(project):
+    client = project.pipeline.mlflow_client()
+    name = project.settings.training.registered_model_name
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{name}'"))
+
+
+def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
+    project = driver
+    assert run.main([]) == 0
+    first = capsys.readouterr().out
+    assert "batches ingested: 12, passed 12, quarantined 0" in first
+    assert "candidate: credit_default_risk v1" in first
+    assert "gate candidate_auc_above_floor: PASS" in first
+    assert "alias staging: none -> v1" in first
+    assert _aliases(project) == {"staging": "1", "production": None}
+
+    # A second run finds everything up to date and starts no Dagster run.
+    assert run.main([]) == 0
+    assert "everything is up to date" in capsys.readouterr().out
+    assert _versions(project) == ["1"]
+
+    # The human approval gate moves production.
+    assert run.main(["promote", "--version", "1", "--approver", "ana"]) == 0
+    assert _aliases(project) == {"staging": "1", "production": "1"}
+    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, "credit_default_risk", "1")] == [
+        "registered", "staged", "promoted"
+    ]
+
+    # A schema-corrupted batch arrives: quarantined, no model trained, no alias moved.
+    (bad,) = project.write_days(dt.date(2026, 1, 13), 1, scenario="schema_corruption")
+    assert run.main([]) == 0
+    out = capsys.readouterr().out
+    assert "quarantined 1 (2026-01-13" in out
+    assert "aliases: unchanged" in out
+    quarantine = project.pipeline.quarantine_dir / bad
+    (folder,) = quarantine.iterdir()
+    assert (folder / f"{bad}.parquet").exists() and (folder / "schema_failure_cases.csv").exists()
+    assert _versions(project) == ["1"]
+    assert _aliases(project) == {"staging": "1", "production": "1"}
+    assert run.main([]) == 0  # and the failed batch is not retried while its file is unchanged
+    assert "everything is up to date" in capsys.readouterr().out
+
+    # An automated retrain in a later run (as the schedule or drift sensor would request) never
+    # trains on the batch whose gate failed in the earlier run.
+    instance = dg.DagsterInstance.get()
+    from ml_assets.definitions import defs
+
+    result = defs.resolve_job_def("training_job").execute_in_process(
+        instance=instance, tags={"ml_assets/trigger": "schedule"}, raise_on_error=False
+    )
+    assert result.success
+    window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
+    assert bad in window["excluded"] and bad not in window["days"]
+    rows = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
+    assert bad not in set(rows["batch_day"])
+    client = project.pipeline.mlflow_client()
+    assert client.get_model_version("credit_default_risk", "2").tags["excluded_batches"] == bad
