@@ -85,9 +85,15 @@ def project(tmp_path) -> Project:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
+def instance(tmp_path):
+    # A real SQLite instance, not entered as a context manager: entering one (as
+    # instance_for_test() does) sets Dagster's defs-state context variable, which outlives the
+    # instance and breaks later definition loads in the same process.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    inst = dg.DagsterInstance.local_temp(str(home))
+    yield inst
+    inst.dispose()
 
 
 def add_partitions(instance: dg.DagsterInstance, days: list[str]) -> None:
