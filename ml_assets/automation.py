@@ -3,7 +3,6 @@
 Every run a sensor or schedule requests carries its trigger and evidence as tags.
 """
 
-
 import hashlib
 import json
 
@@ -52,7 +51,9 @@ def evidence_tags(trigger: str, evidence: dict) -> dict[str, str]:
     return {TRIGGER_TAG: trigger, EVIDENCE_TAG: json.dumps(evidence, sort_keys=True, default=str)}
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset: dg.AssetsDefinition) -> tuple[int, dict] | None:
+def latest_metadata(
+    instance: dg.DagsterInstance, asset: dg.AssetsDefinition
+) -> tuple[int, dict] | None:
     """(storage id, metadata values) of the asset's latest materialization, if any."""
     records = instance.fetch_materializations(asset.key, limit=1).records
     if not records:
@@ -62,7 +63,9 @@ def latest_metadata(instance: dg.DagsterInstance, asset: dg.AssetsDefinition) ->
     return records[0].storage_id, values
 
 
-def ingestion_requests(settings: Settings, known_partitions: list[str], ledger_dir) -> tuple[list[str], list[dg.RunRequest]]:
+def ingestion_requests(
+    settings: Settings, known_partitions: list[str], ledger_dir
+) -> tuple[list[str], list[dg.RunRequest]]:
     """New partitions to add, and one ingestion run per contiguous range of unjudged files."""
     dataset = settings.dataset
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -72,18 +75,25 @@ def ingestion_requests(settings: Settings, known_partitions: list[str], ledger_d
     requests = []
     for start, end in contiguous_ranges(ordered, todo):
         days = ordered[ordered.index(start) : ordered.index(end) + 1]
-        key = hashlib.sha256(json.dumps([(d, batches[d].fingerprint) for d in days]).encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            json.dumps([(d, batches[d].fingerprint) for d in days]).encode()
+        ).hexdigest()[:20]
         requests.append(
             dg.RunRequest(
                 run_key=f"ingest-{key}",
-                tags={RANGE_START: start, RANGE_END: end,
-                      **evidence_tags("new_batch", {"days": days[:10], "count": len(days)})},
+                tags={
+                    RANGE_START: start,
+                    RANGE_END: end,
+                    **evidence_tags("new_batch", {"days": days[:10], "count": len(days)}),
+                },
             )
         )
     return new, requests
 
 
-def build_automation(settings: Settings) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
+def build_automation(
+    settings: Settings,
+) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
     """Sensors and schedules whose cadence comes from pipeline.yaml."""
     interval = settings.schedules.sensor_interval_seconds
 
@@ -116,10 +126,14 @@ def build_automation(settings: Settings) -> tuple[list[dg.SensorDefinition], lis
             "drifted_columns": meta.get("drifted_column_names"),
         }
         if not meta.get("dataset_drift"):
-            return dg.SkipReason(f"batch {evidence['batch']} drift share {evidence['drifted_share']:.3f} "
-                                 f"within policy {policy.drifted_columns_share}")
+            return dg.SkipReason(
+                f"batch {evidence['batch']} drift share {evidence['drifted_share']:.3f} "
+                f"within policy {policy.drifted_columns_share}"
+            )
         if not policy.retrain_on_drift:
-            return dg.SkipReason(f"batch {evidence['batch']} drifted but drift.retrain_on_drift is false")
+            return dg.SkipReason(
+                f"batch {evidence['batch']} drifted but drift.retrain_on_drift is false"
+            )
         return dg.RunRequest(run_key=f"drift-{storage_id}", tags=evidence_tags("drift", evidence))
 
     @dg.schedule(
@@ -137,9 +151,17 @@ def build_automation(settings: Settings) -> tuple[list[dg.SensorDefinition], lis
         latest = latest_metadata(context.instance, candidate_model)
         trained_on = latest[1].get("data_version") if latest else None
         if trained_on == window.data_version:
-            return dg.SkipReason(f"no new passing batch since the model trained on data version {trained_on}")
-        evidence = {"data_version": window.data_version, "previous_data_version": trained_on,
-                    "window": f"{window.days[0]}..{window.days[-1]}", "excluded": sorted(window.excluded)}
-        return dg.RunRequest(run_key=f"schedule-{window.data_version}", tags=evidence_tags("schedule", evidence))
+            return dg.SkipReason(
+                f"no new passing batch since the model trained on data version {trained_on}"
+            )
+        evidence = {
+            "data_version": window.data_version,
+            "previous_data_version": trained_on,
+            "window": f"{window.days[0]}..{window.days[-1]}",
+            "excluded": sorted(window.excluded),
+        }
+        return dg.RunRequest(
+            run_key=f"schedule-{window.data_version}", tags=evidence_tags("schedule", evidence)
+        )
 
     return [new_batch_sensor, drift_sensor], [retraining_schedule]

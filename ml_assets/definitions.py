@@ -17,7 +17,9 @@ from ml_assets.settings import load_settings
 sensors, schedules = build_automation(load_settings())
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingestion, features, training, evaluation, delivery, monitoring]),
+    assets=dg.load_assets_from_modules(
+        [ingestion, features, training, evaluation, delivery, monitoring]
+    ),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, model_gates]),
     jobs=[ml_pipeline_job, ingestion_job, training_job, promote_to_production_job],
     sensors=sensors,

@@ -1,6 +1,5 @@
 """Dagster resources: the pipeline settings and paths, and MLflow through dagster-mlflow."""
 
-
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace

@@ -1,7 +1,7 @@
 """`make run`: bring every asset up to date on the embedded default and print what happened.
 
-    python -m ml_assets.run                                      # ingest, gate, train, evaluate, stage
-    python -m ml_assets.run promote --version 3 --approver ana   # move `production` (human gate)
+    python -m ml_assets.run                                     # ingest, gate, train, stage
+    python -m ml_assets.run promote --version 3 --approver ana  # move production (human gate)
 
 Work already up to date is not repeated: batch files the gates already judged (same content) are
 not ingested again, and no model is trained when the passing training window is unchanged.
@@ -33,7 +33,9 @@ class RunReport:
         self.runs.append(result.run_id)
         for event in result.get_asset_materialization_events():
             mat = event.materialization
-            self.materialized[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+            self.materialized[mat.asset_key.to_user_string()] = {
+                k: v.value for k, v in mat.metadata.items()
+            }
         for evaluation in result.get_asset_check_evaluations():
             meta = {k: v.value for k, v in evaluation.metadata.items()}
             self.checks[evaluation.check_name] = (evaluation.passed, meta)
@@ -88,7 +90,8 @@ def run_pipeline() -> int:
     else:
         dataset = settings.dataset
         window = plan_window(
-            pipeline.ledger_dir, locate_batches(dataset.features_dir, dataset.labels_dir),
+            pipeline.ledger_dir,
+            locate_batches(dataset.features_dir, dataset.labels_dir),
             settings.training.window_days,
         )
         latest = latest_metadata(instance, candidate_model)
@@ -107,41 +110,74 @@ def run_pipeline() -> int:
 def summarise(report: RunReport, settings, requests, job: str | None, seconds: float) -> str:
     lines = ["", "ml_assets run summary"]
     if not report.runs:
-        lines.append("  everything is up to date: no new or changed batch, training window unchanged")
+        lines.append(
+            "  everything is up to date: no new or changed batch, training window unchanged"
+        )
     mats, checks = report.materialized, report.checks
     schema = checks.get("raw_batches_match_schema")
     join = checks.get("raw_labels_join_raw_batches")
     if schema or join:
         judged = schema[1].get("batches_checked", 0) if schema else 0
         failed = sorted(
-            {d for c in (schema, join) if c for d in str(c[1].get("failed_days", "none")).split(", ") if d != "none"}
+            {
+                d
+                for c in (schema, join)
+                if c
+                for d in str(c[1].get("failed_days", "none")).split(", ")
+                if d != "none"
+            }
         )
-        lines.append(f"  batches ingested: {judged}, passed {judged - len(failed)}, quarantined {len(failed)}"
-                     + (f" ({', '.join(failed)} -> {settings.storage.data_dir / 'quarantine'})" if failed else ""))
+        lines.append(
+            f"  batches ingested: {judged}, passed {judged - len(failed)}, "
+            f"quarantined {len(failed)}"
+            + (
+                f" ({', '.join(failed)} -> {settings.storage.data_dir / 'quarantine'})"
+                if failed
+                else ""
+            )
+        )
     if "training_dataset" in mats:
         meta = mats["training_dataset"]
-        lines.append(f"  training window: {meta['window_start']}..{meta['window_end']} ({meta['batches']} batches, "
-                     f"{meta['rows']} rows, data version {meta['data_version']})")
+        lines.append(
+            f"  training window: {meta['window_start']}..{meta['window_end']} "
+            f"({meta['batches']} batches, "
+            f"{meta['rows']} rows, data version {meta['data_version']})"
+        )
     if "candidate_model" in mats:
         meta = mats["candidate_model"]
-        lines.append(f"  candidate: {settings.training.registered_model_name} v{meta['model_version']} "
-                     f"(MLflow run {meta['mlflow_run_id'][:12]}, valid AUC {meta['valid_auc']:.4f})")
+        lines.append(
+            f"  candidate: {settings.training.registered_model_name} v{meta['model_version']} "
+            f"(MLflow run {meta['mlflow_run_id'][:12]}, valid AUC {meta['valid_auc']:.4f})"
+        )
     for name, (passed, meta) in checks.items():
         if name.startswith("candidate_"):
-            lines.append(f"  gate {name}: {'PASS' if passed else 'FAIL'} - {meta.get('reason', '')}")
+            lines.append(
+                f"  gate {name}: {'PASS' if passed else 'FAIL'} - {meta.get('reason', '')}"
+            )
     if "staging_model" in mats:
         meta = mats["staging_model"]
-        lines.append(f"  alias staging: v{meta['previous_version']} -> v{meta['model_version']}".replace("vnone", "none"))
-        lines.append(f"  production does not move by itself: make promote VERSION={meta['model_version']} APPROVER=<you>")
+        lines.append(
+            f"  alias staging: v{meta['previous_version']} -> v{meta['model_version']}".replace(
+                "vnone", "none"
+            )
+        )
+        lines.append(
+            "  production does not move by itself: "
+            f"make promote VERSION={meta['model_version']} APPROVER=<you>"
+        )
     elif job in ("ml_pipeline_job", "training_job"):
         lines.append("  aliases: unchanged (a gate failed or training did not run)")
     if "drift_report" in mats:
         meta = mats["drift_report"]
-        lines.append(f"  drift: batch {meta['batch']} drifted share {meta['drifted_share']:.3f} "
-                     f"(policy {meta['threshold']}), report {meta['report']}")
+        lines.append(
+            f"  drift: batch {meta['batch']} drifted share {meta['drifted_share']:.3f} "
+            f"(policy {meta['threshold']}), report {meta['report']}"
+        )
     for error in report.errors:
         lines.append(f"  ERROR {error}")
-    lines.append(f"  {len(report.runs)} Dagster run(s) in {seconds:.1f} s; see them with `make dev`")
+    lines.append(
+        f"  {len(report.runs)} Dagster run(s) in {seconds:.1f} s; see them with `make dev`"
+    )
     return "\n".join(lines)
 
 
@@ -153,22 +189,32 @@ def promote(version: str, approver: str, reason: str) -> int:
     instance = dg.DagsterInstance.get()
     result = defs.resolve_job_def("promote_to_production_job").execute_in_process(
         instance=instance,
-        run_config={"ops": {"production_model": {"config": {"version": version, "approver": approver,
-                                                            "reason": reason}}}},
+        run_config={
+            "ops": {
+                "production_model": {
+                    "config": {"version": version, "approver": approver, "reason": reason}
+                }
+            }
+        },
         tags={"ml_assets/trigger": "human_approval", "ml_assets/approver": approver},
         raise_on_error=False,
     )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                print(f"promotion refused: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+                print(
+                    f"promotion refused: {event.step_failure_data.error.message.strip()}",
+                    file=sys.stderr,
+                )
         return 1
     print(f"production -> v{version}, approved by {approver}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_assets.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_assets.run", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command")
     prom = sub.add_parser("promote", help="move the production alias to a staged version")
     prom.add_argument("--version", required=True)

@@ -173,4 +173,3 @@ def load_settings(path: Path | str | None = None) -> Settings:
     except OSError as error:
         raise SettingsError(f"cannot read settings file {resolved}: {error.strerror}") from None
     return _load(resolved, (stat.st_mtime_ns, stat.st_size))
-

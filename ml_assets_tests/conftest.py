@@ -36,7 +36,9 @@ class Project:
     def resources(self) -> dict:
         return {"pipeline": self.pipeline, "mlflow": mlflow_tracking}
 
-    def write_days(self, start: dt.date, days: int, scenario: str = "stable", rows: int = 300) -> list[str]:
+    def write_days(
+        self, start: dt.date, days: int, scenario: str = "stable", rows: int = 300
+    ) -> list[str]:
         """Write `days` demo batches from `start` (the scenario applies to all of them)."""
         s = self.settings
         simulate.write_demo(
@@ -54,11 +56,13 @@ class Project:
 
 
 def make_project(root: Path, **overrides) -> Project:
-    """A copy of pipeline.yaml pointed at `root`, scaled down for tests; `overrides` patch sections."""
+    """pipeline.yaml pointed at `root` and scaled down for tests; `overrides` patch sections."""
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     raw["dataset"].update(features_dir="raw/features", labels_dir="raw/labels", demo=False)
     raw["storage"].update(data_dir="data", mlflow_dir="data/mlflow")
-    raw["training"].update(window_days=8, min_window_days=3, num_boost_round=60, early_stopping_rounds=10)
+    raw["training"].update(
+        window_days=8, min_window_days=3, num_boost_round=60, early_stopping_rounds=10
+    )
     raw["drift"].update(reference_sample_rows=500)
     for section, values in overrides.items():
         raw[section].update(values)
@@ -122,7 +126,9 @@ def run_job(job_name: str, project: Project, instance, tags: dict | None = None,
     )
 
 
-ASSETS = dg.load_assets_from_modules([ingestion, features, training, evaluation, delivery, monitoring])
+ASSETS = dg.load_assets_from_modules(
+    [ingestion, features, training, evaluation, delivery, monitoring]
+)
 CHECKS = dg.load_asset_checks_from_modules([data_checks, model_gates])
 INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
 DATA_CHECKS = [data_checks.raw_batches_match_schema, data_checks.raw_labels_join_raw_batches]

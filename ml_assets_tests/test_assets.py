@@ -19,6 +19,7 @@ from ml_assets_tests.conftest import (
     train,
 )
 
+
 def _check(result, name):
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
 
@@ -41,7 +42,10 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
     result = dg.materialize(
         [*ASSETS, *CHECKS],
         selection=[*INGESTION, features.training_dataset],
-        instance=instance, resources=project.resources, partition_key=days[0], raise_on_error=False,
+        instance=instance,
+        resources=project.resources,
+        partition_key=days[0],
+        raise_on_error=False,
     )
     assert not result.success
     schema = _check(result, "raw_batches_match_schema")
@@ -53,7 +57,9 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
     assert len(quarantined) == 1 and (quarantined[0] / "2026-02-01.parquet").exists()
     assert (quarantined[0] / "schema_report.md").exists()
     # The blocking check stopped the run before features were built from the bad batch.
-    materialized = {e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
     assert materialized == {"raw_batches", "raw_labels"}
     assert not (project.pipeline.features_dir / "training_dataset.parquet").exists()
     # The source file is untouched: nothing is deleted.
@@ -65,7 +71,10 @@ def test_training_group_stages_a_passing_candidate(project, instance):
     assert ingest(project, instance, days).success
     result = train(project, instance)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
-    mats = {e.materialization.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    mats = {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
     assert mats["training_dataset"]["window_end"].value == days[-1]
     assert mats["candidate_model"]["model_version"].value == "1"
@@ -82,7 +91,10 @@ def test_training_group_stages_a_passing_candidate(project, instance):
     assert run.data.metrics["test_roc_auc"] > 0.7
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert version_for_alias(client, name, "production") is None
-    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")] == ["registered", "staged"]
+    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")] == [
+        "registered",
+        "staged",
+    ]
     assert mats["drift_report"]["batch"].value == days[-1]
     assert (project.pipeline.reports_dir / "drift" / f"{days[-1]}.html").exists()
     split = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
@@ -98,15 +110,28 @@ def test_auc_floor_gate_blocks_staging(tmp_path, instance):
     floor = _check(result, "candidate_auc_above_floor")
     assert not floor.passed
     assert floor.metadata["threshold"].value == 0.99 and floor.metadata["decision"].value == "block"
-    materialized = {e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
     assert "candidate_model" in materialized and "staging_model" not in materialized
     client = project.pipeline.mlflow_client()
-    assert version_for_alias(client, project.settings.training.registered_model_name, "staging") is None
+    assert (
+        version_for_alias(client, project.settings.training.registered_model_name, "staging")
+        is None
+    )
     # A later run of staging_model alone is refused too: gates are looked up across runs.
-    again = dg.materialize([*ASSETS, *CHECKS], selection=[delivery.staging_model], instance=instance,
-                           resources=project.resources, raise_on_error=False)
+    again = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=[delivery.staging_model],
+        instance=instance,
+        resources=project.resources,
+        raise_on_error=False,
+    )
     assert not again.success
-    assert version_for_alias(client, project.settings.training.registered_model_name, "staging") is None
+    assert (
+        version_for_alias(client, project.settings.training.registered_model_name, "staging")
+        is None
+    )
 
 
 def test_regression_gate_and_human_promotion(tmp_path, instance):
@@ -116,17 +141,31 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     assert train(project, instance).success
     name = project.settings.training.registered_model_name
     promote = dg.materialize(
-        [*ASSETS], selection=[delivery.production_model], instance=instance, resources=project.resources,
-        run_config={"ops": {"production_model": {"config": {"version": "1", "approver": "ana", "reason": "review"}}}},
+        [*ASSETS],
+        selection=[delivery.production_model],
+        instance=instance,
+        resources=project.resources,
+        run_config={
+            "ops": {
+                "production_model": {
+                    "config": {"version": "1", "approver": "ana", "reason": "review"}
+                }
+            }
+        },
     )
     assert promote.success
     client = project.pipeline.mlflow_client()
     assert str(version_for_alias(client, name, "production").version) == "1"
     assert client.get_model_version(name, "1").tags["approved_by"] == "ana"
     # A degraded challenger (two trees, tiny leaves) regresses beyond tolerance and is blocked.
-    worse = make_project(tmp_path / "p", training={"num_boost_round": 1, "early_stopping_rounds": 0,
-                                                    "lightgbm": {"objective": "binary", "num_leaves": 2,
-                                                                 "learning_rate": 0.01}})
+    worse = make_project(
+        tmp_path / "p",
+        training={
+            "num_boost_round": 1,
+            "early_stopping_rounds": 0,
+            "lightgbm": {"objective": "binary", "num_leaves": 2, "learning_rate": 0.01},
+        },
+    )
     result = train(worse, instance)
     regression = _check(result, "candidate_auc_not_below_production")
     assert not regression.passed
@@ -135,7 +174,10 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     assert str(version_for_alias(client, name, "production").version) == "1"
     # A version that never passed the gates cannot be promoted.
     refused = dg.materialize(
-        [*ASSETS], selection=[delivery.production_model], instance=instance, resources=project.resources,
+        [*ASSETS],
+        selection=[delivery.production_model],
+        instance=instance,
+        resources=project.resources,
         run_config={"ops": {"production_model": {"config": {"version": "2", "approver": "ana"}}}},
         raise_on_error=False,
     )

@@ -16,13 +16,16 @@ TEN_DAYS = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
 
 
 def _sensor(sensor, project, instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, resources={"pipeline": project.pipeline}, cursor=cursor)
+    context = dg.build_sensor_context(
+        instance=instance, resources={"pipeline": project.pipeline}, cursor=cursor
+    )
     return sensor(context), context
 
 
 def _schedule(project, instance):
     context = dg.build_schedule_context(
-        instance=instance, resources={"pipeline": project.pipeline},
+        instance=instance,
+        resources={"pipeline": project.pipeline},
         scheduled_execution_time=dt.datetime(2026, 5, 4, 3, tzinfo=dt.UTC),
     )
     return retraining_schedule.evaluate_tick(context)
@@ -71,7 +74,9 @@ def test_drift_sensor_requests_retraining_with_evidence(project, instance):
     from ml_assets.assets.monitoring import drift_report
     from ml_assets_tests.conftest import ASSETS
 
-    assert dg.materialize(ASSETS, selection=[drift_report], instance=instance, resources=project.resources).success
+    assert dg.materialize(
+        ASSETS, selection=[drift_report], instance=instance, resources=project.resources
+    ).success
     request, _ = _sensor(drift_sensor, project, instance)
     assert isinstance(request, dg.RunRequest)
     assert request.tags["ml_assets/trigger"] == "drift"

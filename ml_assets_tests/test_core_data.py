@@ -29,7 +29,9 @@ def _day(scenario="stable", rows=400):
 
 
 def _schema(frame):
-    return validate_batch(frame, CONTRACT, day="2026-02-01", max_failing_row_share=0.0, sample_rows=5)
+    return validate_batch(
+        frame, CONTRACT, day="2026-02-01", max_failing_row_share=0.0, sample_rows=5
+    )
 
 
 def test_stable_batch_passes_the_schema():
@@ -45,7 +47,10 @@ def test_renamed_and_retyped_columns_fail_structurally():
     assert report.reason.startswith("structural failure")
     failing_columns = set(report.failure_cases["column"].dropna())
     assert {"income"} <= failing_columns
-    assert "fico_score" in set(report.failure_cases["failure_case"].astype(str)) or "credit_score" in failing_columns
+    assert (
+        "fico_score" in set(report.failure_cases["failure_case"].astype(str))
+        or "credit_score" in failing_columns
+    )
 
 
 def test_value_corruption_counts_failing_rows_and_samples_them():
@@ -77,19 +82,28 @@ def test_label_join_both_ways():
     features, labels = _day()
     ok = check_label_join(features, labels, CONTRACT, day="d", min_join_rate=0.99, sample_rows=5)
     assert ok.passed and ok.value == 1.0
-    missing = check_label_join(features, labels.iloc[50:], CONTRACT, day="d", min_join_rate=0.99, sample_rows=5)
+    missing = check_label_join(
+        features, labels.iloc[50:], CONTRACT, day="d", min_join_rate=0.99, sample_rows=5
+    )
     assert not missing.passed
     assert missing.value == pytest.approx(1 - 50 / 400)
     assert (missing.failure_cases["problem"] == "batch row without label").sum() == 50
     bad_value = labels.copy()
     bad_value.loc[0, CONTRACT.target_column] = 7
-    assert not check_label_join(features, bad_value, CONTRACT, day="d", min_join_rate=0.5, sample_rows=5).passed
+    assert not check_label_join(
+        features, bad_value, CONTRACT, day="d", min_join_rate=0.5, sample_rows=5
+    ).passed
 
 
 def test_label_join_without_id_column_fails_with_reason():
     features, labels = _day()
     report = check_label_join(
-        features.rename(columns={"application_id": "app"}), labels, CONTRACT, day="d", min_join_rate=0.9, sample_rows=3
+        features.rename(columns={"application_id": "app"}),
+        labels,
+        CONTRACT,
+        day="d",
+        min_join_rate=0.9,
+        sample_rows=3,
     )
     assert not report.passed
     assert "no id column" in report.reason
@@ -115,7 +129,14 @@ def test_ledger_fails_closed(tmp_path):
     passing = _schema(frame)
     record_verdict(ledger, passing, first, "run-1")
     assert "label_join" in batch_status(ledger, first).reason
-    join = check_label_join(frame, pd.read_parquet(first.labels), CONTRACT, day=first.day, min_join_rate=0.99, sample_rows=3)
+    join = check_label_join(
+        frame,
+        pd.read_parquet(first.labels),
+        CONTRACT,
+        day=first.day,
+        min_join_rate=0.99,
+        sample_rows=3,
+    )
     record_verdict(ledger, join, first, "run-1")
     assert batch_status(ledger, first).eligible
     assert not needs_validation(ledger, first)
@@ -150,8 +171,10 @@ def test_split_is_deterministic_disjoint_and_proportional():
     ids = pd.Series([f"id-{i}" for i in range(20000)])
     split = assign_split(ids, seed=42, validation=0.15, test=0.2)
     again = assign_split(ids.sample(frac=1, random_state=0), seed=42, validation=0.15, test=0.2)
-    by_id = dict(zip(ids, split))
-    assert all(by_id[i] == s for i, s in zip(ids.sample(frac=1, random_state=0), again))
+    by_id = dict(zip(ids, split, strict=True))
+    assert all(
+        by_id[i] == s for i, s in zip(ids.sample(frac=1, random_state=0), again, strict=True)
+    )
     shares = pd.Series(split).value_counts(normalize=True)
     assert shares["test"] == pytest.approx(0.2, abs=0.01)
     assert shares["validation"] == pytest.approx(0.15, abs=0.01)

@@ -36,8 +36,13 @@ def examples():
 
 def _train(examples, **kw):
     return train_model(
-        examples[examples.split == "train"], examples[examples.split == "validation"], CONTRACT,
-        params={**PARAMS, **kw}, num_boost_round=80, early_stopping_rounds=10, seed=3,
+        examples[examples.split == "train"],
+        examples[examples.split == "validation"],
+        CONTRACT,
+        params={**PARAMS, **kw},
+        num_boost_round=80,
+        early_stopping_rounds=10,
+        seed=3,
     )
 
 
@@ -59,7 +64,7 @@ def test_text_model_needs_no_pickle(examples, tmp_path):
     save_model(_train(examples), tmp_path / "model.txt")
     head = (tmp_path / "model.txt").read_text()[:200]
     assert head.startswith("tree")
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
         load_model(tmp_path / "missing.txt")
 
 
@@ -103,7 +108,9 @@ def test_drift_is_found_on_shifted_data_only(tmp_path):
     shifted = _examples(days=1, rows=2000, scenario="covariate_drift", start=dt.date(2026, 4, 1))
     columns = CONTRACT.feature_columns
     calm = measure_drift(reference, same, columns, drifted_share_threshold=0.3)
-    drift = measure_drift(reference, shifted, columns, drifted_share_threshold=0.3, html_path=tmp_path / "d.html")
+    drift = measure_drift(
+        reference, shifted, columns, drifted_share_threshold=0.3, html_path=tmp_path / "d.html"
+    )
     assert not calm.dataset_drift and calm.drifted_share < 0.3
     assert drift.drifted_share > calm.drifted_share
     assert {"credit_score", "income"} <= set(drift.drifted_column_names)

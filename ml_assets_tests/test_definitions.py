@@ -8,8 +8,15 @@ from ml_assets.settings import PROJECT_ROOT
 
 SNAPSHOT = {
     "assets": [
-        "candidate_model", "drift_report", "evaluation_report", "production_model", "raw_batches",
-        "raw_labels", "reference_profile", "staging_model", "training_dataset",
+        "candidate_model",
+        "drift_report",
+        "evaluation_report",
+        "production_model",
+        "raw_batches",
+        "raw_labels",
+        "reference_profile",
+        "staging_model",
+        "training_dataset",
     ],
     "checks": [
         "evaluation_report:candidate_auc_above_floor",
@@ -58,7 +65,10 @@ def test_data_gates_and_model_gates_block():
 def test_definitions_import_leaves_heavy_libraries_unloaded():
     code = (
         "import sys, ml_assets.definitions;"
-        "print(','.join(m for m in ('mlflow','lightgbm','evidently','sklearn','pandera') if m in sys.modules))"
+        "heavy = ('mlflow', 'lightgbm', 'evidently', 'sklearn', 'pandera');"
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""

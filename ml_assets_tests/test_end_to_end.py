@@ -54,9 +54,9 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     # The human approval gate moves production.
     assert run.main(["promote", "--version", "1", "--approver", "ana"]) == 0
     assert _aliases(project) == {"staging": "1", "production": "1"}
-    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, "credit_default_risk", "1")] == [
-        "registered", "staged", "promoted"
-    ]
+    assert [
+        e["event"] for e in read_audit(project.pipeline.audit_dir, "credit_default_risk", "1")
+    ] == ["registered", "staged", "promoted"]
 
     # A schema-corrupted batch arrives: quarantined, no model trained, no alias moved.
     (bad,) = project.write_days(dt.date(2026, 1, 13), 1, scenario="schema_corruption")

@@ -1,6 +1,5 @@
 """Helpers shared by assets and checks: batch partitions and the batches of a run."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -13,7 +12,9 @@ TRIGGER_TAG = "ml_assets/trigger"
 EVIDENCE_TAG = "ml_assets/evidence"
 
 
-def batches_of_run(context: dg.OpExecutionContext, pipeline: PipelineResource) -> dict[str, BatchFiles]:
+def batches_of_run(
+    context: dg.OpExecutionContext, pipeline: PipelineResource
+) -> dict[str, BatchFiles]:
     """The batch files targeted by this run: its partition(s), else every batch present."""
     dataset = pipeline.settings.dataset
     present = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -23,7 +24,8 @@ def batches_of_run(context: dg.OpExecutionContext, pipeline: PipelineResource) -
     missing = [k for k in keys if k not in present]
     if missing:
         raise BatchFileError(
-            f"partition(s) {missing} have no YYYY-MM-DD.parquet or .csv file in {dataset.features_dir}"
+            f"partition(s) {missing} have no YYYY-MM-DD.parquet or .csv file "
+            f"in {dataset.features_dir}"
         )
     return {k: present[k] for k in keys}
 

@@ -1,6 +1,5 @@
 """Delivery: `staging` when every gate passed; `production` only with a named human approver."""
 
-
 import datetime as dt
 import json
 
@@ -43,7 +42,9 @@ def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
 
 
 @dg.asset(group_name="delivery", deps=[evaluation_report])
-def staging_model(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def staging_model(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """The candidate that passed every evaluation gate, under the MLflow `staging` alias."""
     settings = pipeline.settings
     evaluation = load_evaluation(pipeline)
@@ -60,10 +61,19 @@ def staging_model(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     previous = version_for_alias(client, name, alias)
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, GATES_TAG, "passed")
-    client.set_model_version_tag(name, version, "gate_verdicts", json.dumps(verdicts, sort_keys=True))
-    append_audit(pipeline.audit_dir, name, version, "staged", alias=alias,
-                 previous=previous.version if previous else None, gates=verdicts,
-                 dagster_run_id=context.run.run_id)
+    client.set_model_version_tag(
+        name, version, "gate_verdicts", json.dumps(verdicts, sort_keys=True)
+    )
+    append_audit(
+        pipeline.audit_dir,
+        name,
+        version,
+        "staged",
+        alias=alias,
+        previous=previous.version if previous else None,
+        gates=verdicts,
+        dagster_run_id=context.run.run_id,
+    )
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
@@ -105,9 +115,17 @@ def production_model(
     client.set_registered_model_alias(name, alias, config.version)
     client.set_model_version_tag(name, config.version, "approved_by", approver)
     client.set_model_version_tag(name, config.version, "approved_at", now)
-    append_audit(pipeline.audit_dir, name, config.version, "promoted", alias=alias, approver=approver,
-                 reason=config.reason, previous=previous.version if previous else None,
-                 dagster_run_id=context.run.run_id)
+    append_audit(
+        pipeline.audit_dir,
+        name,
+        config.version,
+        "promoted",
+        alias=alias,
+        approver=approver,
+        reason=config.reason,
+        previous=previous.version if previous else None,
+        dagster_run_id=context.run.run_id,
+    )
     return dg.MaterializeResult(
         metadata={
             "model_version": config.version,

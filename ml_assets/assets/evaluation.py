@@ -1,6 +1,5 @@
 """Evaluation: the candidate and the production model scored on the same held-out rows."""
 
-
 import json
 from pathlib import Path
 
@@ -30,14 +29,21 @@ def _report_markdown(evaluation: dict) -> str:
     rows = []
     for name, value in evaluation["candidate"]["metrics"].items():
         champion = evaluation["champion"]["metrics"].get(name) if evaluation["champion"] else None
-        rows.append({"metric": name, "candidate": round(value, 4),
-                     "champion": None if champion is None else round(champion, 4)})
+        rows.append(
+            {
+                "metric": name,
+                "candidate": round(value, 4),
+                "champion": None if champion is None else round(champion, 4),
+            }
+        )
     champion = evaluation["champion"]
     lines = [
         f"# Evaluation of {evaluation['model']} v{evaluation['candidate']['version']}",
         "",
         f"- test rows: {evaluation['test_rows']}, data version `{evaluation['data_version']}`",
-        f"- champion: v{champion['version']}" if champion else "- champion: none (no production model)",
+        f"- champion: v{champion['version']}"
+        if champion
+        else "- champion: none (no production model)",
         "",
         pd.DataFrame(rows).to_markdown(index=False),
     ]
@@ -45,7 +51,9 @@ def _report_markdown(evaluation: dict) -> str:
 
 
 @dg.asset(group_name="evaluation", deps=[candidate_model], code_version="1")
-def evaluation_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def evaluation_report(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """Held-out metrics of the candidate beside the production model's, on the same test rows."""
     settings = pipeline.settings
     dataset, gates = settings.dataset, settings.gates
@@ -69,7 +77,9 @@ def evaluation_report(context: dg.AssetExecutionContext, pipeline: PipelineResou
     client = pipeline.mlflow_client()
     champion = version_for_alias(client, candidate["model"], settings.delivery.production_alias)
     if champion is not None:
-        champion_path = download_model_file(client, champion, pipeline.models_dir / f"v{champion.version}")
+        champion_path = download_model_file(
+            client, champion, pipeline.models_dir / f"v{champion.version}"
+        )
         champion_scores = predict_scores(load_model(champion_path), test, dataset)
         evaluation["champion"] = {
             "version": str(champion.version),

@@ -1,6 +1,5 @@
 """Features: labelled examples over the training window, split, and the drift reference."""
 
-
 import json
 
 import dagster as dg
@@ -18,7 +17,9 @@ WINDOW_FILE = "training_window.json"
 
 
 @dg.asset(group_name="features", deps=[raw_batches, raw_labels], code_version="1")
-def training_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def training_dataset(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """Labelled applications from the newest batches that passed every data gate, split by id."""
     settings = pipeline.settings
     dataset, training = settings.dataset, settings.training
@@ -33,7 +34,12 @@ def training_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResour
     frames = [
         join_labels(
             read_batch(batches[day].features),
-            read_labels(batches[day], dataset.id_column, dataset.target_column, dataset.labels_dir is not None),
+            read_labels(
+                batches[day],
+                dataset.id_column,
+                dataset.target_column,
+                dataset.labels_dir is not None,
+            ),
             dataset,
             day,
         )
@@ -76,7 +82,9 @@ def training_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResour
 
 
 @dg.asset(group_name="features", deps=[training_dataset], code_version="1")
-def reference_profile(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def reference_profile(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """A seeded sample of the training split: the reference that drift is measured against."""
     settings = pipeline.settings
     examples = pd.read_parquet(pipeline.features_dir / TRAINING_DATASET_FILE)

@@ -1,6 +1,5 @@
 """Ingestion: one daily partition per batch file present, fingerprinted for lineage."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -15,7 +14,9 @@ from ml_assets.resources import PipelineResource
     backfill_policy=dg.BackfillPolicy.single_run(),
     code_version="1",
 )
-def raw_batches(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def raw_batches(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """Daily loan-application batches as delivered: one partition per YYYY-MM-DD file."""
     batches = batches_of_run(context, pipeline)
     table = pd.DataFrame(
@@ -42,7 +43,9 @@ def raw_batches(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     backfill_policy=dg.BackfillPolicy.single_run(),
     code_version="1",
 )
-def raw_labels(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def raw_labels(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """Default outcomes (the labels) of each batch's applications, keyed by application id."""
     dataset = pipeline.settings.dataset
     batches = batches_of_run(context, pipeline)

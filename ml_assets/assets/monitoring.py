@@ -1,6 +1,5 @@
 """Monitoring: drift of the newest passing batch against the training reference."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -13,7 +12,9 @@ from ml_assets.resources import PipelineResource
 
 
 @dg.asset(group_name="monitoring", deps=[raw_batches, reference_profile], code_version="1")
-def drift_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+def drift_report(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
     """Evidently drift of the newest batch that passed the data gates, against the reference."""
     settings = pipeline.settings
     dataset = settings.dataset
@@ -45,4 +46,3 @@ def drift_report(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
             "report": dg.MetadataValue.path(str(html)),
         }
     )
-

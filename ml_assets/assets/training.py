@@ -1,6 +1,5 @@
 """Training: a LightGBM candidate, tracked in MLflow and registered as a new model version."""
 
-
 import json
 import shutil
 import tempfile
@@ -93,9 +92,17 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "local_path": str(local),
     }
     (pipeline.models_dir / CANDIDATE_FILE).write_text(json.dumps(candidate, indent=1))
-    append_audit(pipeline.audit_dir, training.registered_model_name, version.version, "registered",
-                 run_id=run.info.run_id, data_version=window["data_version"], code_version=commit,
-                 dagster_run_id=context.run.run_id, excluded_batches=window["excluded"])
+    append_audit(
+        pipeline.audit_dir,
+        training.registered_model_name,
+        version.version,
+        "registered",
+        run_id=run.info.run_id,
+        data_version=window["data_version"],
+        code_version=commit,
+        dagster_run_id=context.run.run_id,
+        excluded_batches=window["excluded"],
+    )
     return dg.MaterializeResult(
         metadata={
             "model_version": str(version.version),

@@ -4,7 +4,6 @@ Each check judges every batch of the run, records a verdict per batch in the gat
 training reads across runs) and copies failed batches to the quarantine with their evidence.
 """
 
-
 from collections.abc import Callable
 
 import dagster as dg
@@ -30,17 +29,29 @@ def _judge_batches(
         report = judge(batch)
         record_verdict(pipeline.ledger_dir, report, batch, run_id)
         if not report.passed:
-            quarantined[batch.day] = str(quarantine_batch(pipeline.quarantine_dir, batch, report, run_id))
+            quarantined[batch.day] = str(
+                quarantine_batch(pipeline.quarantine_dir, batch, report, run_id)
+            )
         reports.append(report)
     failed = [r for r in reports if not r.passed]
     table = pd.DataFrame(
         [
-            {"day": r.day, "passed": r.passed, "rows": r.rows, "failing": r.failing_rows,
-             "value": round(r.value, 4), "reason": r.reason}
+            {
+                "day": r.day,
+                "passed": r.passed,
+                "rows": r.rows,
+                "failing": r.failing_rows,
+                "value": round(r.value, 4),
+                "reason": r.reason,
+            }
             for r in (failed or reports)
         ]
     )
-    sample = pd.concat([r.failing_rows_sample.assign(day=r.day) for r in failed]) if failed else pd.DataFrame()
+    sample = (
+        pd.concat([r.failing_rows_sample.assign(day=r.day) for r in failed])
+        if failed
+        else pd.DataFrame()
+    )
     threshold = reports[0].threshold if reports else None
     return dg.AssetCheckResult(
         passed=bool(reports) and not failed,
@@ -48,7 +59,9 @@ def _judge_batches(
         description=(
             f"{len(failed)} of {len(reports)} batch(es) failed and were quarantined"
             if failed
-            else f"all {len(reports)} batch(es) passed" if reports else "no batch to judge"
+            else f"all {len(reports)} batch(es) passed"
+            if reports
+            else "no batch to judge"
         ),
         metadata={
             "batches_checked": len(reports),
@@ -59,7 +72,9 @@ def _judge_batches(
             "decision": "quarantine and block" if failed else "pass",
             "quarantine": dg.MetadataValue.json(quarantined),
             "verdicts": markdown_table(table),
-            "failing_rows_sample": markdown_table(sample, max_rows=pipeline.settings.validation.failing_rows_sample),
+            "failing_rows_sample": markdown_table(
+                sample, max_rows=pipeline.settings.validation.failing_rows_sample
+            ),
         },
     )
 
@@ -95,7 +110,9 @@ def raw_labels_join_raw_batches(
 
     def judge(batch: BatchFiles) -> GateReport:
         frame = read_batch(batch.features)
-        labels = read_labels(batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None)
+        labels = read_labels(
+            batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
+        )
         return check_label_join(
             frame,
             labels,

@@ -1,6 +1,5 @@
 """Evaluation gates on the evaluation report: blocking checks that keep bad models off staging."""
 
-
 import dagster as dg
 
 from ml_assets.assets.evaluation import evaluation_report, load_evaluation
@@ -28,7 +27,9 @@ def _result(decision: GateDecision, version: str) -> dg.AssetCheckResult:
 def candidate_auc_above_floor(pipeline: PipelineResource) -> dg.AssetCheckResult:
     """The candidate's test ROC AUC reaches the absolute floor of pipeline.yaml."""
     evaluation = load_evaluation(pipeline)
-    decision = auc_floor(evaluation["candidate"]["metrics"]["roc_auc"], pipeline.settings.gates.min_roc_auc)
+    decision = auc_floor(
+        evaluation["candidate"]["metrics"]["roc_auc"], pipeline.settings.gates.min_roc_auc
+    )
     return _result(decision, evaluation["candidate"]["version"])
 
 

@@ -39,7 +39,9 @@ def list_batch_files(folder: Path) -> dict[str, Path]:
         except ValueError:
             continue
         if day in found:
-            raise BatchFileError(f"two files for batch {day} in {folder}: {found[day].name}, {path.name}")
+            raise BatchFileError(
+                f"two files for batch {day} in {folder}: {found[day].name}, {path.name}"
+            )
         found[day] = path
     return dict(sorted(found.items()))
 
@@ -98,11 +100,15 @@ def locate_batches(features_dir: Path, labels_dir: Path | None) -> dict[str, Bat
     return located
 
 
-def read_labels(batch: BatchFiles, id_column: str, target_column: str, separate: bool) -> pd.DataFrame:
+def read_labels(
+    batch: BatchFiles, id_column: str, target_column: str, separate: bool
+) -> pd.DataFrame:
     """The (id, target) pairs of a batch: from its label file, or from the batch itself."""
     if separate:
         if batch.labels is None:
-            return pd.DataFrame({id_column: pd.Series(dtype=str), target_column: pd.Series(dtype="int64")})
+            return pd.DataFrame(
+                {id_column: pd.Series(dtype=str), target_column: pd.Series(dtype="int64")}
+            )
         source = read_batch(batch.labels)
         where = batch.labels
     else:

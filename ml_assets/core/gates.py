@@ -34,7 +34,9 @@ def auc_floor(candidate_auc: float, floor: float) -> GateDecision:
     )
 
 
-def auc_regression(candidate_auc: float, champion_auc: float | None, tolerance: float) -> GateDecision:
+def auc_regression(
+    candidate_auc: float, champion_auc: float | None, tolerance: float
+) -> GateDecision:
     """The candidate may not lose more than `tolerance` ROC AUC against the production model.
 
     Both are scored on the same test rows. With no production model the gate passes and says so.

@@ -70,7 +70,9 @@ class BatchStatus:
     reason: str
 
 
-def batch_status(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES) -> BatchStatus:
+def batch_status(
+    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES
+) -> BatchStatus:
     """Eligible only when every data gate passed on the file content present now."""
     for check in checks:
         verdict = read_verdict(ledger_dir, check, batch.day)
@@ -83,7 +85,9 @@ def batch_status(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = 
     return BatchStatus(batch.day, True, "passed every data gate")
 
 
-def needs_validation(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES) -> bool:
+def needs_validation(
+    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES
+) -> bool:
     """True unless this exact file content already failed a gate or passed every gate.
 
     A gate that failed settles the batch (a blocking failure skips the gates after it); a
@@ -96,7 +100,9 @@ def needs_validation(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...
     return len(current) < len(checks)
 
 
-def quarantine_batch(quarantine_dir: Path, batch: BatchFiles, report: GateReport, run_id: str) -> Path:
+def quarantine_batch(
+    quarantine_dir: Path, batch: BatchFiles, report: GateReport, run_id: str
+) -> Path:
     """Copy a failed batch, its failure cases and a short report to quarantine/<day>/<hash>/."""
     target = quarantine_dir / batch.day / batch.features_sha256[:12]
     target.mkdir(parents=True, exist_ok=True)
@@ -119,7 +125,9 @@ def quarantine_batch(quarantine_dir: Path, batch: BatchFiles, report: GateReport
         "",
         "## Sample of failure cases",
         "",
-        report.failure_cases.head(20).to_markdown(index=False) if len(report.failure_cases) else "(none)",
+        report.failure_cases.head(20).to_markdown(index=False)
+        if len(report.failure_cases)
+        else "(none)",
     ]
     (target / f"{report.check}_report.md").write_text("\n".join(lines) + "\n")
     return target
@@ -140,7 +148,9 @@ class TrainingWindow:
         return data_version(self.fingerprints)
 
 
-def plan_window(ledger_dir: Path, batches: dict[str, BatchFiles], window_days: int) -> TrainingWindow:
+def plan_window(
+    ledger_dir: Path, batches: dict[str, BatchFiles], window_days: int
+) -> TrainingWindow:
     """The newest `window_days` batches that passed every data gate on their current content."""
     statuses = [batch_status(ledger_dir, b) for b in batches.values()]
     eligible = sorted(s.day for s in statuses if s.eligible)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def classification_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
     """ROC AUC, log loss, Brier score and accuracy at `threshold`, with counts and rates."""
     from sklearn import metrics
 

@@ -32,7 +32,9 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name)
-    return client.create_model_version(name, source=f"{artifact_uri}/model", run_id=run_id, tags=tags)
+    return client.create_model_version(
+        name, source=f"{artifact_uri}/model", run_id=run_id, tags=tags
+    )
 
 
 def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -55,7 +57,9 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
     local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(target_dir)))
     path = local / MODEL_FILE if local.is_dir() else local
     if not path.exists():
-        raise FileNotFoundError(f"model version {version.version} has no {MODEL_FILE} at {version.source}")
+        raise FileNotFoundError(
+            f"model version {version.version} has no {MODEL_FILE} at {version.source}"
+        )
     return path
 
 

@@ -45,7 +45,9 @@ def train_model(
         raise ValueError(f"training split has a single class ({len(y_train)} rows); cannot train")
     train_set = lgb.Dataset(x_train, y_train, categorical_feature="auto", free_raw_data=True)
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
-    callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)] if early_stopping_rounds else []
+    callbacks = (
+        [lgb.early_stopping(early_stopping_rounds, verbose=False)] if early_stopping_rounds else []
+    )
     return lgb.train(
         settings,
         train_set,

@@ -86,7 +86,9 @@ def validate_batch(
     if rows == 0:
         reason = "the batch has no rows"
     elif len(structural):
-        checks = sorted({f"{c}: {k}" for c, k in zip(structural["column"], structural["check"])})
+        checks = sorted(
+            {f"{c}: {k}" for c, k in zip(structural["column"], structural["check"], strict=True)}
+        )
         reason = "structural failure: " + "; ".join(checks[:5])
     elif failing:
         reason = f"{failing} of {rows} rows fail the schema (share {share:.4f})"
@@ -131,7 +133,9 @@ def check_label_join(
                 failing_rows=len(batch),
                 value=0.0,
                 threshold=min_join_rate,
-                failure_cases=pd.DataFrame({"problem": [f"{side} has no column {contract.id_column!r}"]}),
+                failure_cases=pd.DataFrame(
+                    {"problem": [f"{side} has no column {contract.id_column!r}"]}
+                ),
                 failing_rows_sample=batch.head(sample_rows),
                 reason=f"the {side} has no id column {contract.id_column!r}",
             )
@@ -156,7 +160,12 @@ def check_label_join(
                     "id": bad_values[contract.id_column].astype(str),
                 }
             ),
-            pd.DataFrame({"problem": "duplicate labelled id", "id": duplicates[contract.id_column].astype(str)}),
+            pd.DataFrame(
+                {
+                    "problem": "duplicate labelled id",
+                    "id": duplicates[contract.id_column].astype(str),
+                }
+            ),
         ],
         ignore_index=True,
     )
