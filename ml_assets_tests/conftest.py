@@ -72,6 +72,18 @@ def make_project(root: Path, **overrides) -> Project:
     return Project(root=root, config_path=config)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _definitions_resolved_once():
+    """Resolve the code location before any test instance exists; Dagster caches the result.
+
+    Loading definitions reads the defs-state storage of the "current" instance, a context
+    variable that executions on test instances leave pointing at an instance already disposed.
+    """
+    from ml_assets.definitions import defs
+
+    defs.get_repository_def()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """Tests never touch the developer's stores: no inherited tracking URI or config."""
