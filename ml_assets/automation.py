@@ -8,7 +8,7 @@ import json
 
 import dagster as dg
 
-from ml_assets.assets.common import EVIDENCE_TAG, TRIGGER_TAG, batch_partitions
+from ml_assets.assets.common import BATCH_GATES, EVIDENCE_TAG, TRIGGER_TAG, batch_partitions
 from ml_assets.assets.delivery import production_model, staging_model
 from ml_assets.assets.evaluation import evaluation_report
 from ml_assets.assets.features import reference_profile, training_dataset
@@ -64,14 +64,19 @@ def latest_metadata(
 
 
 def ingestion_requests(
-    settings: Settings, known_partitions: list[str], ledger_dir
+    pipeline: PipelineResource, known_partitions: list[str]
 ) -> tuple[list[str], list[dg.RunRequest]]:
     """New partitions to add, and one ingestion run per contiguous range of unjudged files."""
-    dataset = settings.dataset
+    dataset = pipeline.settings.dataset
+    policy = pipeline.gate_policy
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
     new = [day for day in batches if day not in set(known_partitions)]
     ordered = [*known_partitions, *new]
-    todo = {day for day, b in batches.items() if needs_validation(ledger_dir, b)}
+    todo = {
+        d
+        for d, b in batches.items()
+        if needs_validation(pipeline.ledger_dir, b, BATCH_GATES, policy)
+    }
     requests = []
     for start, end in contiguous_ranges(ordered, todo):
         days = ordered[ordered.index(start) : ordered.index(end) + 1]
@@ -101,7 +106,7 @@ def build_automation(
     def new_batch_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
         """Adds a partition per new batch file and ingests files the data gates have not judged."""
         known = list(context.instance.get_dynamic_partitions(batch_partitions.name))
-        new, requests = ingestion_requests(pipeline.settings, known, pipeline.ledger_dir)
+        new, requests = ingestion_requests(pipeline, known)
         if not new and not requests:
             return dg.SkipReason("no new or changed batch file")
         return dg.SensorResult(
@@ -145,7 +150,9 @@ def build_automation(
         """Periodic retrain; skips when no batch has passed the gates since the last model."""
         dataset = pipeline.settings.dataset
         batches = locate_batches(dataset.features_dir, dataset.labels_dir)
-        window = plan_window(pipeline.ledger_dir, batches, pipeline.settings.training.window_days)
+        window = plan_window(
+            pipeline.ledger_dir, batches, pipeline.settings.training.window_days, BATCH_GATES
+        )
         if not window.days:
             return dg.SkipReason("no batch has passed the data gates")
         latest = latest_metadata(context.instance, candidate_model)

@@ -49,6 +49,16 @@ class PipelineResource(dg.ConfigurableResource):
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
 
+    @property
+    def gate_policy(self) -> str:
+        """A hash of the data contract and validation policy: verdicts under another are stale."""
+        import hashlib
+
+        settings = self.settings
+        payload = settings.dataset.model_dump_json(exclude={"features_dir", "labels_dir", "demo"})
+        payload += settings.validation.model_dump_json()
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
     def mlflow_client(self):
         """An MlflowClient on the configured tracking store (imports mlflow on first use)."""
         from mlflow import MlflowClient

@@ -69,7 +69,7 @@ def _generate_demo_if_needed(settings) -> None:
 def run_pipeline() -> int:
     import dagster as dg
 
-    from ml_assets.assets.common import batch_partitions
+    from ml_assets.assets.common import BATCH_GATES, batch_partitions
     from ml_assets.assets.training import candidate_model
     from ml_assets.automation import ingestion_requests, latest_metadata
     from ml_assets.core.batches import locate_batches
@@ -83,7 +83,7 @@ def run_pipeline() -> int:
     pipeline = PipelineResource()
     instance = dg.DagsterInstance.get()
     known = list(instance.get_dynamic_partitions(batch_partitions.name))
-    new, requests = ingestion_requests(settings, known, pipeline.ledger_dir)
+    new, requests = ingestion_requests(pipeline, known)
     if new:
         instance.add_dynamic_partitions(batch_partitions.name, new)
     report = RunReport()
@@ -104,6 +104,7 @@ def run_pipeline() -> int:
             pipeline.ledger_dir,
             locate_batches(dataset.features_dir, dataset.labels_dir),
             settings.training.window_days,
+            BATCH_GATES,
         )
         latest = latest_metadata(instance, candidate_model)
         trained_on = latest[1].get("data_version") if latest else None

@@ -64,6 +64,7 @@ def make_project(root: Path, **overrides) -> Project:
         window_days=8, min_window_days=3, num_boost_round=60, early_stopping_rounds=10
     )
     raw["drift"].update(reference_sample_rows=500)
+    raw["validation"].update(min_labels_per_class=10)
     for section, values in overrides.items():
         raw[section].update(values)
     root.mkdir(parents=True, exist_ok=True)
@@ -143,7 +144,7 @@ ASSETS = dg.load_assets_from_modules(
 )
 CHECKS = dg.load_asset_checks_from_modules([data_checks, model_gates])
 INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
-DATA_CHECKS = [data_checks.raw_batches_match_schema, data_checks.raw_labels_join_raw_batches]
+DATA_CHECKS = data_checks.BATCH_GATE_CHECKS
 DOWNSTREAM = [
     features.training_dataset,
     features.reference_profile,

@@ -31,7 +31,8 @@ def test_ingestion_gates_pass_clean_batches(project, instance):
     schema = _check(result, "raw_batches_match_schema")
     assert schema.passed and schema.metadata["batches_checked"].value == 10
     assert _check(result, "raw_labels_join_raw_batches").passed
-    verdict = json.loads((project.pipeline.ledger_dir / "schema" / f"{days[0]}.json").read_text())
+    ledger = project.pipeline.ledger_dir / "raw_batches_match_schema"
+    verdict = json.loads((ledger / f"{days[0]}.json").read_text())
     assert verdict["passed"] and verdict["run_id"] == result.run_id
     assert not project.pipeline.quarantine_dir.exists()
 
@@ -55,7 +56,7 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
     assert "application_id" in schema.metadata["failing_rows_sample"].value
     quarantined = list((project.pipeline.quarantine_dir / "2026-02-01").iterdir())
     assert len(quarantined) == 1 and (quarantined[0] / "2026-02-01.parquet").exists()
-    assert (quarantined[0] / "schema_report.md").exists()
+    assert (quarantined[0] / "raw_batches_match_schema_report.md").exists()
     # The blocking check stopped the run before features were built from the bad batch.
     materialized = {
         e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()

@@ -21,6 +21,7 @@ from ml_assets.core.validation import check_label_join, validate_batch
 from ml_assets.settings import load_settings
 
 DAY = dt.date(2026, 2, 1)
+GATES = ("schema", "label_join")
 CONTRACT = load_settings().dataset
 
 
@@ -124,11 +125,11 @@ def test_ledger_fails_closed(tmp_path):
     simulate.write_demo(features_dir, labels_dir, start=DAY, days=2, rows_per_day=100, seed=1)
     batches = locate_batches(features_dir, labels_dir)
     first, second = batches.values()
-    assert not batch_status(ledger, first).eligible  # never validated
+    assert not batch_status(ledger, first, GATES).eligible  # never validated
     frame = pd.read_parquet(first.features)
     passing = _schema(frame)
-    record_verdict(ledger, passing, first, "run-1")
-    assert "label_join" in batch_status(ledger, first).reason
+    record_verdict(ledger, "schema", passing, first, run_id="run-1", severity="ERROR", policy="p1")
+    assert "label_join" in batch_status(ledger, first, GATES).reason
     join = check_label_join(
         frame,
         pd.read_parquet(first.labels),
@@ -137,25 +138,25 @@ def test_ledger_fails_closed(tmp_path):
         min_join_rate=0.99,
         sample_rows=3,
     )
-    record_verdict(ledger, join, first, "run-1")
-    assert batch_status(ledger, first).eligible
-    assert not needs_validation(ledger, first)
+    record_verdict(ledger, "label_join", join, first, run_id="run-1", severity="ERROR", policy="p1")
+    assert batch_status(ledger, first, GATES).eligible
+    assert not needs_validation(ledger, first, GATES, "p1")
     # A failed verdict excludes the batch and the quarantine keeps the file and its evidence.
     failing = _schema(_day("schema_corruption")[0])
-    record_verdict(ledger, failing, second, "run-2")
-    folder = quarantine_batch(tmp_path / "q", second, failing, "run-2")
+    record_verdict(ledger, "schema", failing, second, run_id="run-2", severity="ERROR", policy="p1")
+    folder = quarantine_batch(tmp_path / "q", "schema", second, failing, "run-2")
     assert (folder / second.features.name).read_bytes() == second.features.read_bytes()
     assert (folder / "schema_failure_cases.csv").exists()
     assert "structural failure" in (folder / "schema_report.md").read_text()
     assert second.features.exists()
-    status = batch_status(ledger, second)
+    status = batch_status(ledger, second, GATES)
     assert not status.eligible and status.reason.startswith("failed schema")
     # Changing the file after validation withdraws the batch until it is judged again.
     frame.head(50).to_parquet(first.features)
     changed = locate_batches(features_dir, labels_dir)[first.day]
-    assert batch_status(ledger, changed).reason.startswith("file changed")
-    assert needs_validation(ledger, changed)
-    window = plan_window(ledger, locate_batches(features_dir, labels_dir), window_days=5)
+    assert batch_status(ledger, changed, GATES).reason.startswith("file changed")
+    assert needs_validation(ledger, changed, GATES, "p1")
+    window = plan_window(ledger, locate_batches(features_dir, labels_dir), 5, GATES)
     assert window.days == []
     assert set(window.excluded) == {first.day, second.day}
 

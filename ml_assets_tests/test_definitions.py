@@ -19,10 +19,18 @@ SNAPSHOT = {
         "training_dataset",
     ],
     "checks": [
+        "candidate_model:candidate_model_matches_serving_path",
         "evaluation_report:candidate_auc_above_floor",
         "evaluation_report:candidate_auc_not_below_production",
+        "raw_batches:raw_batches_match_reference_profile",
         "raw_batches:raw_batches_match_schema",
+        "raw_batches:raw_batches_timestamps_not_in_future",
         "raw_labels:raw_labels_join_raw_batches",
+        "raw_labels:raw_labels_not_leaked_into_features",
+        "raw_labels:raw_labels_positive_rate_matches_reference",
+        "training_dataset:training_dataset_has_enough_labels_per_class",
+        "training_dataset:training_dataset_has_no_leaking_feature",
+        "training_dataset:training_dataset_splits_are_disjoint",
     ],
     "jobs": ["ingestion_job", "ml_pipeline_job", "promote_to_production_job", "training_job"],
     "schedules": ["retraining_schedule"],
@@ -72,3 +80,10 @@ def test_definitions_import_leaves_heavy_libraries_unloaded():
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_the_ledger_knows_every_batch_gate():
+    from ml_assets.assets.common import BATCH_GATES
+    from ml_assets.checks.data_checks import BATCH_GATE_CHECKS
+
+    assert tuple(next(iter(c.check_keys)).name for c in BATCH_GATE_CHECKS) == BATCH_GATES

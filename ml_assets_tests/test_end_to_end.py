@@ -66,7 +66,8 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     assert "aliases: unchanged" in out
     quarantine = project.pipeline.quarantine_dir / bad
     (folder,) = quarantine.iterdir()
-    assert (folder / f"{bad}.parquet").exists() and (folder / "schema_failure_cases.csv").exists()
+    assert (folder / f"{bad}.parquet").exists()
+    assert (folder / "raw_batches_match_schema_failure_cases.csv").exists()
     assert _versions(project) == ["1"]
     assert _aliases(project) == {"staging": "1", "production": "1"}
     assert run.main([]) == 0  # and the failed batch is not retried while its file is unchanged

@@ -5,8 +5,10 @@ import json
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.common import BATCH_GATES
 from ml_assets.assets.ingestion import raw_batches, raw_labels
 from ml_assets.core.batches import locate_batches, read_batch, read_labels
+from ml_assets.core.expectations import build_profile
 from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
 from ml_assets.core.ledger import plan_window
 from ml_assets.resources import PipelineResource
@@ -14,6 +16,7 @@ from ml_assets.resources import PipelineResource
 TRAINING_DATASET_FILE = "training_dataset.parquet"
 REFERENCE_FILE = "reference_profile.parquet"
 WINDOW_FILE = "training_window.json"
+PROFILE_FILE = "reference_profile.json"
 
 
 @dg.asset(group_name="features", deps=[raw_batches, raw_labels], code_version="1")
@@ -24,7 +27,7 @@ def training_dataset(
     settings = pipeline.settings
     dataset, training = settings.dataset, settings.training
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
-    window = plan_window(pipeline.ledger_dir, batches, training.window_days)
+    window = plan_window(pipeline.ledger_dir, batches, training.window_days, BATCH_GATES)
     if len(window.days) < training.min_window_days:
         raise dg.Failure(
             f"only {len(window.days)} batch(es) passed the data gates; training.min_window_days "
@@ -59,6 +62,7 @@ def training_dataset(
         "days": window.days,
         "fingerprints": window.fingerprints,
         "excluded": window.excluded,
+        "warned": window.warned,
     }
     (pipeline.features_dir / WINDOW_FILE).write_text(json.dumps(manifest, indent=1))
     splits = examples[SPLIT_COLUMN].value_counts()
@@ -75,6 +79,7 @@ def training_dataset(
             "window_end": window.days[-1],
             "batches": len(window.days),
             "excluded_batches": dg.MetadataValue.json(window.excluded),
+            "warned_batches": dg.MetadataValue.json(window.warned),
             "path": dg.MetadataValue.path(str(pipeline.features_dir / TRAINING_DATASET_FILE)),
         },
         data_version=dg.DataVersion(window.data_version),
@@ -85,16 +90,20 @@ def training_dataset(
 def reference_profile(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
-    """A seeded sample of the training split: the reference that drift is measured against."""
+    """Per-column profile and a seeded sample of the training split: what new batches meet."""
     settings = pipeline.settings
     examples = pd.read_parquet(pipeline.features_dir / TRAINING_DATASET_FILE)
     train = examples[examples[SPLIT_COLUMN] == "train"]
     rows = min(settings.drift.reference_sample_rows, len(train))
     sample = train.sample(n=rows, random_state=settings.training.seed)
     sample.to_parquet(pipeline.features_dir / REFERENCE_FILE, index=False)
+    profile = build_profile(train, settings.dataset)
+    profile.save(pipeline.features_dir / PROFILE_FILE)
     return dg.MaterializeResult(
         metadata={
             "rows": rows,
+            "profile_rows": profile.rows,
+            "positive_rate": profile.positive_rate,
             "window_start": str(examples["batch_day"].min()),
             "window_end": str(examples["batch_day"].max()),
             "path": dg.MetadataValue.path(str(pipeline.features_dir / REFERENCE_FILE)),

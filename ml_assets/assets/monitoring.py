@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from ml_assets.assets.common import BATCH_GATES
 from ml_assets.assets.features import REFERENCE_FILE, reference_profile
 from ml_assets.assets.ingestion import raw_batches
 from ml_assets.core.batches import locate_batches, read_batch
@@ -19,7 +20,9 @@ def drift_report(
     settings = pipeline.settings
     dataset = settings.dataset
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
-    passing = [day for day, b in batches.items() if batch_status(pipeline.ledger_dir, b).eligible]
+    passing = [
+        d for d, b in batches.items() if batch_status(pipeline.ledger_dir, b, BATCH_GATES).eligible
+    ]
     if not passing:
         raise dg.Failure("no batch has passed the data gates yet; nothing to measure drift on")
     day = passing[-1]

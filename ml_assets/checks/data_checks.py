@@ -1,7 +1,8 @@
-"""Data gates on the raw batches: blocking ERROR checks that stop training on bad data.
+"""Data gates on the raw batches, judged batch by batch before anything trains on them.
 
-Each check judges every batch of the run, records a verdict per batch in the gate ledger (which
-training reads across runs) and copies failed batches to the quarantine with their evidence.
+Each gate judges every batch of the run, records a verdict per batch in the gate ledger (which
+training reads across runs) and, when its severity is ERROR, copies failed batches to the
+quarantine with their evidence. Severity per gate comes from pipeline.yaml (validation.severity).
 """
 
 from collections.abc import Callable
@@ -10,27 +11,75 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.assets.common import batches_of_run, markdown_table
+from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE, training_dataset
 from ml_assets.assets.ingestion import raw_batches, raw_labels
 from ml_assets.core.batches import BatchFiles, read_batch, read_labels
+from ml_assets.core.expectations import Profile, StatisticalPolicy
+from ml_assets.core.features import join_labels
+from ml_assets.core.integrity import labels_per_class, split_integrity
 from ml_assets.core.ledger import quarantine_batch, record_verdict
-from ml_assets.core.validation import GateReport, check_label_join, validate_batch
+from ml_assets.core.validation import (
+    GateReport,
+    check_label_join,
+    check_label_leakage,
+    check_positive_rate,
+    check_statistics,
+    check_timestamps,
+    validate_batch,
+)
 from ml_assets.resources import PipelineResource
 
+Judge = Callable[[BatchFiles, PipelineResource], GateReport]
 
-def _judge_batches(
-    context: dg.AssetCheckExecutionContext,
-    pipeline: PipelineResource,
-    judge: Callable[[BatchFiles], GateReport],
+
+def _rows(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
+    """The batch's rows at the configured validation depth (every row, or a seeded sample)."""
+    frame = read_batch(batch.features)
+    validation = pipeline.settings.validation
+    if validation.depth == "sample":
+        frame = frame.sample(frac=validation.sample_fraction, random_state=validation.sample_seed)
+    return frame
+
+
+def _labels(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
+    dataset = pipeline.settings.dataset
+    return read_labels(
+        batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
+    )
+
+
+def _profile(pipeline: PipelineResource) -> Profile | None:
+    path = pipeline.features_dir / PROFILE_FILE
+    return Profile.load(path) if path.exists() else None
+
+
+def _policy(pipeline: PipelineResource) -> StatisticalPolicy:
+    return StatisticalPolicy(**pipeline.settings.validation.statistics.model_dump())
+
+
+def judge_batches(
+    name: str, context: dg.AssetCheckExecutionContext, pipeline: PipelineResource, judge: Judge
 ) -> dg.AssetCheckResult:
+    """Run `judge` on every batch of the run, record verdicts, quarantine ERROR failures."""
+    settings = pipeline.settings
+    severity = settings.validation.severity_of(name)
     run_id = context.run.run_id
     reports: list[GateReport] = []
     quarantined: dict[str, str] = {}
     for batch in batches_of_run(context.op_execution_context, pipeline).values():
-        report = judge(batch)
-        record_verdict(pipeline.ledger_dir, report, batch, run_id)
-        if not report.passed:
+        report = judge(batch, pipeline)
+        record_verdict(
+            pipeline.ledger_dir,
+            name,
+            report,
+            batch,
+            run_id=run_id,
+            severity=severity,
+            policy=pipeline.gate_policy,
+        )
+        if not report.passed and severity == "ERROR":
             quarantined[batch.day] = str(
-                quarantine_batch(pipeline.quarantine_dir, batch, report, run_id)
+                quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
             )
         reports.append(report)
     failed = [r for r in reports if not r.passed]
@@ -40,24 +89,30 @@ def _judge_batches(
                 "day": r.day,
                 "passed": r.passed,
                 "rows": r.rows,
-                "failing": r.failing_rows,
+                "failing_rows": r.failing_rows,
                 "value": round(r.value, 4),
+                "threshold": r.threshold,
                 "reason": r.reason,
             }
             for r in (failed or reports)
         ]
+    )
+    cases = (
+        pd.concat([r.failure_cases.assign(day=r.day) for r in failed]) if failed else pd.DataFrame()
     )
     sample = (
         pd.concat([r.failing_rows_sample.assign(day=r.day) for r in failed])
         if failed
         else pd.DataFrame()
     )
-    threshold = reports[0].threshold if reports else None
+    decision = (
+        "pass" if not failed else ("quarantine and block" if severity == "ERROR" else "flag (WARN)")
+    )
     return dg.AssetCheckResult(
         passed=bool(reports) and not failed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity(severity),
         description=(
-            f"{len(failed)} of {len(reports)} batch(es) failed and were quarantined"
+            f"{len(failed)} of {len(reports)} batch(es) failed: {failed[0].reason}"[:500]
             if failed
             else f"all {len(reports)} batch(es) passed"
             if reports
@@ -67,59 +122,263 @@ def _judge_batches(
             "batches_checked": len(reports),
             "batches_failed": len(failed),
             "failed_days": ", ".join(r.day for r in failed) or "none",
+            "value": max((r.value for r in failed), default=0.0)
+            if failed
+            else max((r.value for r in reports), default=0.0),
+            "threshold": reports[0].threshold if reports else None,
             "failing_rows": sum(r.failing_rows for r in reports),
-            "threshold": threshold,
-            "decision": "quarantine and block" if failed else "pass",
+            "decision": decision,
+            "severity": severity,
+            "validation_depth": settings.validation.depth
+            + (
+                f" ({settings.validation.sample_fraction:.0%}, "
+                f"seed {settings.validation.sample_seed})"
+                if settings.validation.depth == "sample"
+                else ""
+            ),
             "quarantine": dg.MetadataValue.json(quarantined),
             "verdicts": markdown_table(table),
+            "failure_cases": markdown_table(cases),
             "failing_rows_sample": markdown_table(
-                sample, max_rows=pipeline.settings.validation.failing_rows_sample
+                sample, max_rows=settings.validation.failing_rows_sample
             ),
         },
     )
 
 
-@dg.asset_check(asset=raw_batches, blocking=True)
-def raw_batches_match_schema(
-    context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
-) -> dg.AssetCheckResult:
-    """Each batch has the contract's columns, types, nullability, ranges, categories, unique ids."""
+def batch_gate(
+    name: str, asset: dg.AssetsDefinition, judge: Judge, description: str, additional_deps=()
+) -> dg.AssetChecksDefinition:
+    """A blocking check on `asset` that judges each batch of the run with `judge`."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=name,
+        blocking=True,
+        description=description,
+        additional_deps=list(additional_deps),
+    )
+    def _gate(
+        context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
+    ) -> dg.AssetCheckResult:
+        return judge_batches(name, context, pipeline, judge)
+
+    return _gate
+
+
+def _schema(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
     settings = pipeline.settings
-    include_target = settings.dataset.labels_dir is None
-
-    def judge(batch: BatchFiles) -> GateReport:
-        return validate_batch(
-            read_batch(batch.features),
-            settings.dataset,
-            day=batch.day,
-            max_failing_row_share=settings.validation.max_failing_row_share,
-            sample_rows=settings.validation.failing_rows_sample,
-            include_target=include_target,
-        )
-
-    return _judge_batches(context, pipeline, judge)
+    return validate_batch(
+        _rows(batch, pipeline),
+        settings.dataset,
+        day=batch.day,
+        max_failing_row_share=settings.validation.max_failing_row_share,
+        sample_rows=settings.validation.failing_rows_sample,
+        include_target=settings.dataset.labels_dir is None,
+    )
 
 
-@dg.asset_check(asset=raw_labels, blocking=True, additional_deps=[raw_batches])
-def raw_labels_join_raw_batches(
-    context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
-) -> dg.AssetCheckResult:
-    """Every batch row has a label and every label has a batch row; label values are allowed."""
+def _timestamps(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+    settings = pipeline.settings
+    return check_timestamps(
+        _rows(batch, pipeline),
+        settings.dataset,
+        day=batch.day,
+        sample_rows=settings.validation.failing_rows_sample,
+    )
+
+
+def _statistics(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+    settings = pipeline.settings
+    return check_statistics(
+        _rows(batch, pipeline),
+        _profile(pipeline),
+        settings.dataset,
+        _policy(pipeline),
+        day=batch.day,
+        sample_rows=settings.validation.failing_rows_sample,
+    )
+
+
+def _label_join(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
     settings = pipeline.settings
     dataset = settings.dataset
+    frame = read_batch(batch.features)
+    if dataset.labels_dir is not None and batch.labels is None:
+        newest = max(batches_present(pipeline))
+        import datetime as dt
 
-    def judge(batch: BatchFiles) -> GateReport:
-        frame = read_batch(batch.features)
-        labels = read_labels(
-            batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
-        )
-        return check_label_join(
-            frame,
-            labels,
-            dataset,
-            day=batch.day,
-            min_join_rate=settings.validation.min_label_join_rate,
-            sample_rows=settings.validation.failing_rows_sample,
-        )
+        age = (dt.date.fromisoformat(newest) - dt.date.fromisoformat(batch.day)).days
+        if age < settings.validation.label_delay_days:
+            return GateReport(
+                "label_join",
+                batch.day,
+                True,
+                len(frame),
+                0,
+                1.0,
+                settings.validation.min_label_join_rate,
+                pd.DataFrame(),
+                frame.head(0),
+                f"labels not due yet ({age} of {settings.validation.label_delay_days} days)",
+            )
+    return check_label_join(
+        frame,
+        _labels(batch, pipeline),
+        dataset,
+        day=batch.day,
+        min_join_rate=settings.validation.min_label_join_rate,
+        sample_rows=settings.validation.failing_rows_sample,
+    )
 
-    return _judge_batches(context, pipeline, judge)
+
+def batches_present(pipeline: PipelineResource) -> list[str]:
+    from ml_assets.core.batches import list_batch_files
+
+    return list(list_batch_files(pipeline.settings.dataset.features_dir))
+
+
+def _positive_rate(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+    return check_positive_rate(
+        _labels(batch, pipeline),
+        _profile(pipeline),
+        pipeline.settings.dataset,
+        _policy(pipeline),
+        day=batch.day,
+    )
+
+
+def _leakage(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+    settings = pipeline.settings
+    joined = join_labels(
+        _rows(batch, pipeline), _labels(batch, pipeline), settings.dataset, batch.day
+    )
+    return check_label_leakage(
+        joined, settings.dataset, max_auc=settings.validation.max_single_feature_auc, day=batch.day
+    )
+
+
+raw_batches_match_schema = batch_gate(
+    "raw_batches_match_schema",
+    raw_batches,
+    _schema,
+    "Each batch has the contract's columns, types, nullability, ranges, categories, unique ids.",
+)
+raw_batches_timestamps_not_in_future = batch_gate(
+    "raw_batches_timestamps_not_in_future",
+    raw_batches,
+    _timestamps,
+    "No application is stamped after the end of its batch's day.",
+)
+raw_batches_match_reference_profile = batch_gate(
+    "raw_batches_match_reference_profile",
+    raw_batches,
+    _statistics,
+    "Means, spreads, tails, category mix and null rates match the training window's profile.",
+)
+raw_labels_join_raw_batches = batch_gate(
+    "raw_labels_join_raw_batches",
+    raw_labels,
+    _label_join,
+    "Every batch row has a label and every label has a batch row; label values are allowed.",
+    additional_deps=[raw_batches],
+)
+raw_labels_positive_rate_matches_reference = batch_gate(
+    "raw_labels_positive_rate_matches_reference",
+    raw_labels,
+    _positive_rate,
+    "The batch's default rate matches the training window's, allowing for the batch's size.",
+)
+raw_labels_not_leaked_into_features = batch_gate(
+    "raw_labels_not_leaked_into_features",
+    raw_labels,
+    _leakage,
+    "No single feature of the batch predicts the label almost perfectly on its own.",
+    additional_deps=[raw_batches],
+)
+
+BATCH_GATE_CHECKS = [
+    raw_batches_match_schema,
+    raw_batches_timestamps_not_in_future,
+    raw_batches_match_reference_profile,
+    raw_labels_join_raw_batches,
+    raw_labels_positive_rate_matches_reference,
+    raw_labels_not_leaked_into_features,
+]
+
+
+def _training_examples(pipeline: PipelineResource) -> pd.DataFrame:
+    return pd.read_parquet(pipeline.features_dir / TRAINING_DATASET_FILE)
+
+
+def _window_result(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"decision": "pass" if passed else "block", **metadata},
+    )
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_splits_are_disjoint(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """No application id sits in two splits and no identical feature row crosses splits."""
+    examples = _training_examples(pipeline)
+    integrity = split_integrity(examples, pipeline.settings.dataset)
+    shared, dupes = integrity.ids_in_several_splits, integrity.duplicate_rows_across_splits
+    return _window_result(
+        not shared and dupes == 0,
+        f"{len(shared)} id(s) in several splits, {dupes} duplicated row(s) across splits",
+        value=len(shared) + dupes,
+        threshold=0,
+        ids_in_several_splits=len(shared),
+        duplicate_rows_across_splits=dupes,
+        failing_rows_sample=markdown_table(integrity.duplicate_sample),
+    )
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_has_enough_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """Every split of the window holds at least the configured number of labels of each class."""
+    settings = pipeline.settings
+    counts = labels_per_class(_training_examples(pipeline), settings.dataset)
+    floor = settings.validation.min_labels_per_class
+    lowest = min((n for per in counts.values() for n in per.values()), default=0)
+    short = {
+        f"{split}/{label}": n
+        for split, per in counts.items()
+        for label, n in per.items()
+        if n < floor
+    }
+    return _window_result(
+        not short and len(counts) == 3,
+        f"fewest labels of a class in a split: {lowest} (floor {floor})",
+        value=lowest,
+        threshold=floor,
+        counts=dg.MetadataValue.json(counts),
+        short=dg.MetadataValue.json(short),
+    )
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_has_no_leaking_feature(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """No single feature ranks the label almost perfectly over the whole training window."""
+    settings = pipeline.settings
+    examples = _training_examples(pipeline)
+    report = check_label_leakage(
+        examples, settings.dataset, max_auc=settings.validation.max_single_feature_auc, day="window"
+    )
+    return _window_result(
+        report.passed,
+        report.reason,
+        value=report.value,
+        threshold=report.threshold,
+        single_feature_aucs=markdown_table(report.failure_cases),
+    )
+
+
+WINDOW_CHECKS = [
+    training_dataset_splits_are_disjoint,
+    training_dataset_has_enough_labels_per_class,
+    training_dataset_has_no_leaking_feature,
+]

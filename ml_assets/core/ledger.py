@@ -17,36 +17,52 @@ from pathlib import Path
 from ml_assets.core.batches import BatchFiles
 from ml_assets.core.validation import GateReport
 
-DATA_GATES = ("schema", "label_join")
-
 
 @dataclass(frozen=True)
 class Verdict:
     check: str
     day: str
     passed: bool
+    severity: str
     fingerprint: str
+    policy: str
     reason: str
     run_id: str
     evaluated_at: str
+
+    @property
+    def blocks(self) -> bool:
+        """A failed ERROR verdict keeps the batch out of training; a failed WARN only flags it."""
+        return not self.passed and self.severity == "ERROR"
 
 
 def verdict_path(ledger_dir: Path, check: str, day: str) -> Path:
     return ledger_dir / check / f"{day}.json"
 
 
-def record_verdict(ledger_dir: Path, report: GateReport, batch: BatchFiles, run_id: str) -> Verdict:
-    """Write the latest verdict of `report.check` on `batch` (the history lives in Dagster)."""
+def record_verdict(
+    ledger_dir: Path,
+    check: str,
+    report: GateReport,
+    batch: BatchFiles,
+    *,
+    run_id: str,
+    severity: str,
+    policy: str,
+) -> Verdict:
+    """Write the latest verdict of `check` on `batch` (the history lives in Dagster)."""
     verdict = Verdict(
-        check=report.check,
+        check=check,
         day=batch.day,
         passed=report.passed,
+        severity=severity,
         fingerprint=batch.fingerprint,
+        policy=policy,
         reason=report.reason,
         run_id=run_id,
         evaluated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    path = verdict_path(ledger_dir, report.check, batch.day)
+    path = verdict_path(ledger_dir, check, batch.day)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(verdict.__dict__, indent=1))
@@ -63,45 +79,48 @@ def read_verdict(ledger_dir: Path, check: str, day: str) -> Verdict | None:
 
 @dataclass(frozen=True)
 class BatchStatus:
-    """Whether a batch may be trained on, and why not."""
+    """Whether a batch may be trained on, why not, and which WARN checks flagged it."""
 
     day: str
     eligible: bool
     reason: str
+    warnings: tuple[str, ...] = ()
 
 
-def batch_status(
-    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES
-) -> BatchStatus:
-    """Eligible only when every data gate passed on the file content present now."""
+def batch_status(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...]) -> BatchStatus:
+    """Eligible when every gate judged the file content present now and no ERROR gate failed."""
+    warnings = []
     for check in checks:
         verdict = read_verdict(ledger_dir, check, batch.day)
         if verdict is None:
             return BatchStatus(batch.day, False, f"not validated by {check}")
         if verdict.fingerprint != batch.fingerprint:
             return BatchStatus(batch.day, False, f"file changed since {check} ran")
-        if not verdict.passed:
+        if verdict.blocks:
             return BatchStatus(batch.day, False, f"failed {check}: {verdict.reason}")
-    return BatchStatus(batch.day, True, "passed every data gate")
+        if not verdict.passed:
+            warnings.append(f"{check}: {verdict.reason}")
+    return BatchStatus(batch.day, True, "passed every blocking data gate", tuple(warnings))
 
 
 def needs_validation(
-    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...] = DATA_GATES
+    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...], policy: str
 ) -> bool:
-    """True unless this exact file content already failed a gate or passed every gate.
-
-    A gate that failed settles the batch (a blocking failure skips the gates after it); a
-    changed file is judged again.
+    """True unless this file content, under this policy, already failed an ERROR gate or has a
+    verdict from every gate. A blocking failure skips the gates after it, so it settles the batch;
+    a changed file or a changed contract or policy is judged again.
     """
     current = [read_verdict(ledger_dir, check, batch.day) for check in checks]
-    current = [v for v in current if v is not None and v.fingerprint == batch.fingerprint]
-    if any(not v.passed for v in current):
+    current = [
+        v for v in current if v and v.fingerprint == batch.fingerprint and v.policy == policy
+    ]
+    if any(v.blocks for v in current):
         return False
     return len(current) < len(checks)
 
 
 def quarantine_batch(
-    quarantine_dir: Path, batch: BatchFiles, report: GateReport, run_id: str
+    quarantine_dir: Path, check: str, batch: BatchFiles, report: GateReport, run_id: str
 ) -> Path:
     """Copy a failed batch, its failure cases and a short report to quarantine/<day>/<hash>/."""
     target = quarantine_dir / batch.day / batch.features_sha256[:12]
@@ -110,12 +129,12 @@ def quarantine_batch(
     if batch.labels is not None:
         (target / "labels").mkdir(exist_ok=True)
         shutil.copy2(batch.labels, target / "labels" / batch.labels.name)
-    report.failure_cases.to_csv(target / f"{report.check}_failure_cases.csv", index=False)
+    report.failure_cases.to_csv(target / f"{check}_failure_cases.csv", index=False)
     lines = [
         f"# Quarantined batch {batch.day}",
         "",
         f"- source file: `{batch.features}` (sha256 `{batch.features_sha256}`)",
-        f"- failed gate: `{report.check}`: {report.reason}",
+        f"- failed gate: `{check}`: {report.reason}",
         f"- value {report.value:.4f}, threshold {report.threshold}",
         f"- rows {report.rows}, failing {report.failing_rows}",
         f"- Dagster run: `{run_id}`",
@@ -129,7 +148,7 @@ def quarantine_batch(
         if len(report.failure_cases)
         else "(none)",
     ]
-    (target / f"{report.check}_report.md").write_text("\n".join(lines) + "\n")
+    (target / f"{check}_report.md").write_text("\n".join(lines) + "\n")
     return target
 
 
@@ -140,6 +159,7 @@ class TrainingWindow:
     days: list[str]
     excluded: dict[str, str]
     fingerprints: dict[str, str]
+    warned: dict[str, list[str]]
 
     @property
     def data_version(self) -> str:
@@ -149,10 +169,10 @@ class TrainingWindow:
 
 
 def plan_window(
-    ledger_dir: Path, batches: dict[str, BatchFiles], window_days: int
+    ledger_dir: Path, batches: dict[str, BatchFiles], window_days: int, checks: tuple[str, ...]
 ) -> TrainingWindow:
-    """The newest `window_days` batches that passed every data gate on their current content."""
-    statuses = [batch_status(ledger_dir, b) for b in batches.values()]
+    """The newest `window_days` batches that passed every blocking data gate on their content."""
+    statuses = [batch_status(ledger_dir, b, checks) for b in batches.values()]
     eligible = sorted(s.day for s in statuses if s.eligible)
     days = eligible[-window_days:]
     oldest = days[0] if days else None
@@ -163,6 +183,9 @@ def plan_window(
         days=days,
         excluded=excluded,
         fingerprints={d: batches[d].fingerprint for d in days},
+        warned={
+            s.day: list(s.warnings) for s in statuses if s.eligible and s.warnings and s.day in days
+        },
     )
 
 

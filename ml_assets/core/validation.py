@@ -186,3 +186,207 @@ def check_label_join(
         failing_rows_sample=cases.head(sample_rows),
         reason=reason,
     )
+
+
+def _report_from_expectations(
+    check: str,
+    day: str,
+    rows: int,
+    frame: pd.DataFrame,
+    results: list,
+    sample_rows: int,
+    reason_ok: str,
+) -> GateReport:
+    failed = [e for e in results if not e.passed]
+    cases = pd.DataFrame(
+        [
+            {
+                "column": e.column,
+                "expectation": e.expectation,
+                "value": e.value,
+                "reference": e.reference,
+                "threshold": e.threshold,
+                "p_value": e.p_value,
+                "failing_rows": e.failing_rows,
+                "detail": e.detail,
+            }
+            for e in failed
+        ],
+        columns=[
+            "column",
+            "expectation",
+            "value",
+            "reference",
+            "threshold",
+            "p_value",
+            "failing_rows",
+            "detail",
+        ],
+    )
+    index = pd.Index(sorted({i for e in failed for i in e.failing_index}))
+    reason = (
+        "; ".join(f"{e.column} {e.expectation} {e.detail}" for e in failed[:5])
+        if failed
+        else reason_ok
+    )
+    return GateReport(
+        check=check,
+        day=day,
+        passed=not failed,
+        rows=rows,
+        failing_rows=len(index),
+        value=float(len(failed)),
+        threshold=0.0,
+        failure_cases=cases,
+        failing_rows_sample=frame.loc[frame.index.isin(index)].head(sample_rows),
+        reason=reason,
+    )
+
+
+def check_statistics(
+    frame: pd.DataFrame, profile, contract: DataContract, policy, *, day: str, sample_rows: int
+) -> GateReport:
+    """Statistical expectations of a batch against the reference profile (see core.expectations).
+
+    With no reference profile yet (before the first training window) the gate passes and says so.
+    """
+    from ml_assets.core.expectations import check_against_profile
+
+    if profile is None:
+        return GateReport(
+            "statistics",
+            day,
+            True,
+            len(frame),
+            0,
+            0.0,
+            0.0,
+            pd.DataFrame(),
+            frame.head(0),
+            "no reference profile yet: the first training window sets it",
+        )
+    results = check_against_profile(frame, profile, contract, policy)
+    return _report_from_expectations(
+        "statistics",
+        day,
+        len(frame),
+        frame,
+        results,
+        sample_rows,
+        f"{len(results)} expectations hold against the reference ({profile.rows} rows)",
+    )
+
+
+def check_positive_rate(
+    labels: pd.DataFrame, profile, contract: DataContract, policy, *, day: str
+) -> GateReport:
+    """The batch's positive-label rate against the reference rate, aware of the batch size."""
+    from ml_assets.core.expectations import positive_rate_expectation
+
+    if profile is None or profile.positive_rate is None:
+        return GateReport(
+            "positive_rate",
+            day,
+            True,
+            len(labels),
+            0,
+            0.0,
+            0.0,
+            pd.DataFrame(),
+            labels.head(0),
+            "no reference profile yet: the first training window sets it",
+        )
+    result = positive_rate_expectation(
+        labels[contract.target_column], contract.positive_label, profile.positive_rate, policy
+    )
+    return _report_from_expectations(
+        "positive_rate",
+        day,
+        len(labels),
+        labels,
+        [result],
+        0,
+        f"positive rate {result.value:.4f} vs reference {result.reference:.4f}",
+    )
+
+
+def check_timestamps(
+    frame: pd.DataFrame, contract: DataContract, *, day: str, sample_rows: int
+) -> GateReport:
+    """No record is stamped after the end of its batch's day (or unparseable)."""
+    from ml_assets.core.integrity import timestamps_outside_day
+
+    rows = len(frame)
+    if contract.timestamp_column not in frame.columns:
+        return GateReport(
+            "timestamps",
+            day,
+            False,
+            rows,
+            rows,
+            1.0,
+            0.0,
+            pd.DataFrame({"problem": [f"no column {contract.timestamp_column!r}"]}),
+            frame.head(sample_rows),
+            f"the batch has no {contract.timestamp_column!r} column",
+        )
+    bad = timestamps_outside_day(frame[contract.timestamp_column], day)
+    count = int(bad.sum())
+    cases = (
+        frame.loc[bad.to_numpy(), [contract.id_column, contract.timestamp_column]]
+        if contract.id_column in frame
+        else frame.loc[bad.to_numpy()]
+    )
+    return GateReport(
+        "timestamps",
+        day,
+        count == 0,
+        rows,
+        count,
+        count / rows if rows else 0.0,
+        0.0,
+        cases,
+        frame.loc[bad.to_numpy()].head(sample_rows),
+        f"{count} record(s) stamped after {day}"
+        if count
+        else f"every timestamp is on or before {day}",
+    )
+
+
+def check_label_leakage(
+    joined: pd.DataFrame, contract: DataContract, *, max_auc: float, day: str
+) -> GateReport:
+    """No single feature predicts the label almost perfectly on its own.
+
+    A feature leaks when even the lower confidence bound of its AUC exceeds `max_auc`, so a
+    20-row batch where a strong feature happens to rank perfectly does not fire.
+    """
+    from ml_assets.core.features import labels_to_binary
+    from ml_assets.core.integrity import auc_lower_bound, single_feature_aucs
+
+    aucs = single_feature_aucs(joined, contract)
+    y = labels_to_binary(joined[contract.target_column], contract.positive_label)
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    bounds = {name: auc_lower_bound(auc, n_pos, n_neg) for name, auc in aucs.items()}
+    leaks = {name: aucs[name] for name, low in bounds.items() if low > max_auc}
+    cases = pd.DataFrame(
+        [(k, v, bounds[k]) for k, v in sorted(aucs.items(), key=lambda kv: -kv[1])[:10]],
+        columns=["feature", "single_feature_auc", "lower_bound"],
+    )
+    top = max(aucs.values()) if aucs else 0.5
+    return GateReport(
+        "leakage",
+        day,
+        not leaks,
+        len(joined),
+        0,
+        top,
+        max_auc,
+        cases,
+        joined.head(0),
+        (
+            f"feature(s) {sorted(leaks)} alone reach ROC AUC {max(leaks.values()):.4f}"
+            if leaks
+            else f"best single-feature ROC AUC {top:.4f}"
+        ),
+    )
