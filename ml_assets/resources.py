@@ -99,4 +99,12 @@ def mlflow_tracking(context: dg.InitResourceContext):
             "extra_tags": {"ml_assets.dataset": settings.dataset.name},
         },
     )
-    return MlFlow(shim)
+    tracking = MlFlow(shim)
+    try:
+        yield tracking
+    finally:
+        # The resource starts an MLflow run for every Dagster run that needs it, even when a
+        # blocking check skips the training step; end it here so it never leaks into the next
+        # run in the same process (make run, tests). candidate_model marks failures itself.
+        if mlflow.active_run() is not None:
+            mlflow.end_run()

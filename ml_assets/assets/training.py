@@ -78,10 +78,9 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             local = pipeline.models_dir / f"v{version.version}" / MODEL_FILE
             local.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model_path, local)
-    finally:
-        # dagster-mlflow ends its run in a job hook; assets run without it, and several runs can
-        # share one process (make run, tests), so the run must not stay active past this step.
-        mlflow.end_run()
+    except Exception:
+        mlflow.end_run(status="FAILED")
+        raise
     candidate = {
         "model": training.registered_model_name,
         "version": str(version.version),

@@ -281,7 +281,6 @@ raw_labels_join_raw_batches = batch_gate(
     raw_labels,
     _label_join,
     "Every batch row has a label and every label has a batch row; label values are allowed.",
-    additional_deps=[raw_batches],
 )
 raw_labels_positive_rate_matches_reference = batch_gate(
     "raw_labels_positive_rate_matches_reference",
@@ -294,7 +293,6 @@ raw_labels_not_leaked_into_features = batch_gate(
     raw_labels,
     _leakage,
     "No single feature of the batch predicts the label almost perfectly on its own.",
-    additional_deps=[raw_batches],
 )
 
 BATCH_GATE_CHECKS = [

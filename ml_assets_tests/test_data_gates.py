@@ -1,0 +1,201 @@
+"""Each simulator scenario against the data gates, end to end on a small project.
+
+For every kind of bad batch the named gate fails with its evidence, the batch is quarantined
+(or flagged, as configured), no model is trained on it and no alias moves.
+"""
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from ml_assets.core.registry import version_for_alias
+from ml_assets_tests.conftest import (
+    START,
+    add_partitions,
+    ingest,
+    make_project,
+    range_tags,
+    run_job,
+    train,
+)
+
+BASELINE = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
+NEW_DAY = dt.date(2026, 1, 11)
+STRICT = {
+    "severity": {
+        "raw_batches_match_reference_profile": "ERROR",
+        "raw_labels_positive_rate_matches_reference": "ERROR",
+    },
+    "min_labels_per_class": 10,
+}
+
+
+def _baseline(tmp_path, instance, strict=True):
+    project = make_project(tmp_path / "p", validation=STRICT if strict else {})
+    project.write_days(START, 10)
+    assert ingest(project, instance, BASELINE).success
+    assert train(project, instance).success
+    return project
+
+
+def _state(project):
+    client = project.pipeline.mlflow_client()
+    name = project.settings.training.registered_model_name
+    versions = sorted(str(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    aliases = {
+        a: getattr(version_for_alias(client, name, a), "version", None)
+        for a in ("staging", "production")
+    }
+    return versions, {a: str(v) if v else None for a, v in aliases.items()}
+
+
+def _evaluation(result, name):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "gate", "evidence"),
+    [
+        ("schema_corruption", "raw_batches_match_schema", "fico_score"),
+        ("value_corruption", "raw_batches_match_schema", "loan_amount"),
+        ("label_noise", "raw_labels_positive_rate_matches_reference", "positive_rate"),
+        ("leakage", "raw_labels_not_leaked_into_features", "delinquencies_2y"),
+        ("covariate_drift", "raw_batches_match_reference_profile", "credit_score"),
+    ],
+)
+def test_bad_batch_is_stopped_by_its_gate(tmp_path, instance, scenario, gate, evidence):
+    project = _baseline(tmp_path, instance)
+    before = _state(project)
+    (day,) = project.write_days(NEW_DAY, 1, scenario=scenario, rows=2000)
+    add_partitions(instance, [day])
+    result = run_job("ml_pipeline_job", project, instance, tags=range_tags(day, day))
+    assert not result.success
+    check = _evaluation(result, gate)
+    assert not check.passed
+    assert check.metadata["failed_days"].value == day
+    assert check.metadata["decision"].value == "quarantine and block"
+    assert evidence in check.metadata["failure_cases"].value + check.description
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert materialized <= {"raw_batches", "raw_labels"}  # nothing downstream ran
+    assert _state(project) == before  # no new model version, no alias moved
+    (folder,) = (project.pipeline.quarantine_dir / day).iterdir()
+    assert (folder / f"{gate}_report.md").exists() and (folder / f"{day}.parquet").exists()
+    # A later automated training run leaves the quarantined batch out, visibly.
+    later = run_job("training_job", project, instance)
+    assert later.success
+    window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
+    assert day in window["excluded"] and day not in window["days"]
+    rows = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
+    assert day not in set(rows["batch_day"])
+
+
+def test_shift_is_flagged_not_quarantined_under_the_default_warn(tmp_path, instance):
+    project = _baseline(tmp_path, instance, strict=False)
+    (day,) = project.write_days(NEW_DAY, 1, scenario="covariate_drift", rows=2000)
+    result = ingest(project, instance, [day])
+    assert result.success  # WARN does not block the run
+    check = _evaluation(result, "raw_batches_match_reference_profile")
+    assert not check.passed and check.severity.value == "WARN"
+    assert check.metadata["decision"].value == "flag (WARN)"
+    assert not (project.pipeline.quarantine_dir / day).exists()
+    assert train(project, instance).success
+    window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
+    assert (
+        day in window["days"] and "raw_batches_match_reference_profile" in window["warned"][day][0]
+    )
+
+
+def test_fixed_file_comes_back_after_rematerialising(tmp_path, instance):
+    project = _baseline(tmp_path, instance)
+    (day,) = project.write_days(NEW_DAY, 1, scenario="schema_corruption", rows=300)
+    assert not ingest(project, instance, [day]).success
+    project.write_days(NEW_DAY, 1, rows=300)  # the corrected delivery replaces the file
+    result = ingest(project, instance, [day])
+    assert result.success
+    assert train(project, instance).success
+    window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
+    assert day in window["days"] and day not in window["excluded"]
+    assert (project.pipeline.quarantine_dir / day).exists()  # the evidence is kept
+
+
+def test_future_timestamps_are_stopped(tmp_path, instance):
+    project = _baseline(tmp_path, instance)
+    (day,) = project.write_days(NEW_DAY, 1, rows=300)
+    path = project.settings.dataset.features_dir / f"{day}.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[:4, "application_ts"] = pd.Timestamp("2026-02-01 09:00")
+    frame.to_parquet(path)
+    result = ingest(project, instance, [day])
+    check = _evaluation(result, "raw_batches_timestamps_not_in_future")
+    assert not check.passed and check.metadata["failing_rows"].value == 5
+    assert (project.pipeline.quarantine_dir / day).exists()
+
+
+def test_redelivered_rows_under_new_ids_cross_splits_and_block_training(tmp_path, instance):
+    project = _baseline(tmp_path, instance)
+    features_dir, labels_dir = (
+        project.settings.dataset.features_dir,
+        project.settings.dataset.labels_dir,
+    )
+    copy = pd.read_parquet(features_dir / f"{BASELINE[-1]}.parquet")
+    labels = pd.read_parquet(labels_dir / f"{BASELINE[-1]}.parquet")
+    day = NEW_DAY.isoformat()
+    new_ids = {old: f"R-{i:06d}" for i, old in enumerate(copy["application_id"])}
+    copy["application_id"] = copy["application_id"].map(new_ids)
+    copy["application_ts"] = copy["application_ts"] + pd.Timedelta(days=1)
+    labels["application_id"] = labels["application_id"].map(new_ids)
+    copy.to_parquet(features_dir / f"{day}.parquet")
+    labels.to_parquet(labels_dir / f"{day}.parquet")
+    assert ingest(project, instance, [day]).success  # each batch alone is fine
+    before = _state(project)
+    result = train(project, instance)
+    check = _evaluation(result, "training_dataset_splits_are_disjoint")
+    assert not check.passed and check.metadata["duplicate_rows_across_splits"].value > 0
+    assert "candidate_model" not in {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert _state(project) == before
+
+
+def test_too_few_labels_per_class_blocks_training(tmp_path, instance):
+    project = _baseline(tmp_path, instance)
+    before = _state(project)
+    strict = make_project(tmp_path / "p", validation={**STRICT, "min_labels_per_class": 100_000})
+    result = train(strict, instance)
+    check = _evaluation(result, "training_dataset_has_enough_labels_per_class")
+    assert not check.passed and check.metadata["threshold"].value == 100_000
+    assert _state(project) == before
+
+
+def test_window_leak_blocks_training_when_batches_only_warn(tmp_path, instance):
+    project = make_project(
+        tmp_path / "p",
+        validation={
+            **STRICT,
+            "severity": {
+                "raw_labels_not_leaked_into_features": "WARN",
+                "raw_batches_match_reference_profile": "WARN",
+            },
+        },
+    )
+    days = project.write_days(START, 8, scenario="leakage")
+    assert ingest(project, instance, days).success
+    result = train(project, instance)
+    check = _evaluation(result, "training_dataset_has_no_leaking_feature")
+    assert not check.passed and "delinquencies_2y" in check.description
+    assert "candidate_model" not in {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+
+
+def test_sample_depth_is_reported(tmp_path, instance):
+    project = make_project(tmp_path / "p", validation={"depth": "sample", "sample_fraction": 0.5})
+    project.write_days(START, 3)
+    result = ingest(project, instance, BASELINE[:3])
+    check = _evaluation(result, "raw_batches_match_schema")
+    assert check.passed
+    assert check.metadata["validation_depth"].value == "sample (50%, seed 0)"
