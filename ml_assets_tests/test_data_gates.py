@@ -199,3 +199,29 @@ def test_sample_depth_is_reported(tmp_path, instance):
     check = _evaluation(result, "raw_batches_match_schema")
     assert check.passed
     assert check.metadata["validation_depth"].value == "sample (50%, seed 0)"
+
+
+def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monkeypatch):
+    """A serving client that sends numbers rounded to 4 digits fails the parity gate."""
+    from ml_assets.checks import model_gates
+    from ml_assets.core.serving import to_records
+
+    def lossy_client(frame):
+        return [
+            {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in r.items()}
+            for r in to_records(frame)
+        ]
+
+    project = make_project(tmp_path / "p", validation={"min_labels_per_class": 10})
+    project.write_days(START, 6)
+    assert ingest(project, instance, BASELINE[:6]).success
+    monkeypatch.setattr(model_gates, "to_records", lossy_client)
+    result = train(project, instance)
+    check = _evaluation(result, "candidate_model_matches_serving_path")
+    assert not check.passed and check.metadata["value"].value > 0
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert "candidate_model" in materialized
+    assert "evaluation_report" not in materialized and "staging_model" not in materialized
+    assert _state(project)[1]["staging"] is None
