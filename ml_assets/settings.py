@@ -65,6 +65,7 @@ class ValidationSettings(_Strict):
     label_delay_days: int = Field(0, ge=0)
     failing_rows_sample: int = Field(10, ge=1)
     max_single_feature_auc: float = Field(0.98, gt=0.5, le=1)
+    leakage_sample_rows: int = Field(200_000, ge=1000)
     min_labels_per_class: int = Field(50, ge=1)
     parity_sample_rows: int = Field(200, ge=1)
     statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)

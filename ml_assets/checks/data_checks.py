@@ -364,7 +364,11 @@ def training_dataset_has_no_leaking_feature(pipeline: PipelineResource) -> dg.As
     settings = pipeline.settings
     examples = _training_examples(pipeline)
     report = check_label_leakage(
-        examples, settings.dataset, max_auc=settings.validation.max_single_feature_auc, day="window"
+        examples,
+        settings.dataset,
+        max_auc=settings.validation.max_single_feature_auc,
+        day="window",
+        max_rows=settings.validation.leakage_sample_rows,
     )
     return _window_result(
         report.passed,

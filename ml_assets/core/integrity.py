@@ -12,14 +12,26 @@ from ml_assets.core.contract import DataContract
 from ml_assets.core.features import SPLIT_COLUMN, labels_to_binary
 
 
+def rank_auc(scores: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum (ties share their average rank).
+
+    The same number as sklearn's roc_auc_score, without its per-call input validation, which
+    dominates when dozens of columns of many batches are scored.
+    """
+    from scipy.stats import rankdata
+
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    ranks = rankdata(scores)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def single_feature_aucs(frame: pd.DataFrame, contract: DataContract) -> dict[str, float]:
     """How well each feature alone ranks the label: ROC AUC folded to [0.5, 1].
 
     Numeric features score by value (nulls at the median); categorical features score by the
     positive rate of their category in `frame`. `frame` holds the features and the target.
     """
-    from sklearn.metrics import roc_auc_score
-
     y = labels_to_binary(frame[contract.target_column], contract.positive_label)
     if len(np.unique(y)) < 2:
         return {}
@@ -31,14 +43,10 @@ def single_feature_aucs(frame: pd.DataFrame, contract: DataContract) -> dict[str
             values = pd.to_numeric(frame[name], errors="coerce")
             score = values.fillna(values.median()).to_numpy(dtype=float)
         else:
-            keys = frame[name].astype(str)
-            score = keys.map(pd.Series(y, index=frame.index).groupby(keys).mean()).to_numpy(
-                dtype=float
-            )
-        if np.all(score == score[0]):
-            aucs[name] = 0.5
-            continue
-        auc = float(roc_auc_score(y, score))
+            codes, _ = pd.factorize(frame[name].astype(str))
+            rate = np.bincount(codes, weights=y) / np.bincount(codes)
+            score = rate[codes]
+        auc = 0.5 if np.all(score == score[0]) else rank_auc(score, y)
         aucs[name] = max(auc, 1 - auc)
     return aucs
 
@@ -71,9 +79,12 @@ def split_integrity(examples: pd.DataFrame, contract: DataContract) -> SplitInte
     per_id = examples.groupby(contract.id_column)[SPLIT_COLUMN].nunique()
     shared_ids = sorted(per_id[per_id > 1].index.astype(str))
     columns = [c for c in contract.feature_columns if c in examples.columns]
-    keyed = pd.util.hash_pandas_object(examples[columns], index=False)
-    splits_per_row = examples.groupby(keyed.to_numpy())[SPLIT_COLUMN].nunique()
-    leaking_keys = set(splits_per_row[splits_per_row > 1].index)
+    keyed = pd.Series(pd.util.hash_pandas_object(examples[columns], index=False).to_numpy())
+    # Only rows whose features occur more than once can cross splits; group just those.
+    repeated = keyed.duplicated(keep=False).to_numpy()
+    splits = examples[SPLIT_COLUMN].to_numpy()[repeated]
+    splits_per_row = pd.Series(splits).groupby(keyed[repeated].to_numpy()).nunique()
+    leaking_keys = splits_per_row[splits_per_row > 1].index
     duplicated = examples[keyed.isin(leaking_keys).to_numpy()]
     return SplitIntegrity(shared_ids, len(duplicated), duplicated.head(10))
 

@@ -354,16 +354,24 @@ def check_timestamps(
 
 
 def check_label_leakage(
-    joined: pd.DataFrame, contract: DataContract, *, max_auc: float, day: str
+    joined: pd.DataFrame,
+    contract: DataContract,
+    *,
+    max_auc: float,
+    day: str,
+    max_rows: int | None = None,
 ) -> GateReport:
     """No single feature predicts the label almost perfectly on its own.
 
     A feature leaks when even the lower confidence bound of its AUC exceeds `max_auc`, so a
-    20-row batch where a strong feature happens to rank perfectly does not fire.
+    20-row batch where a strong feature happens to rank perfectly does not fire. With
+    `max_rows`, a seeded sample of that many rows estimates the AUCs (the bound uses its size).
     """
     from ml_assets.core.features import labels_to_binary
     from ml_assets.core.integrity import auc_lower_bound, single_feature_aucs
 
+    if max_rows is not None and len(joined) > max_rows:
+        joined = joined.sample(n=max_rows, random_state=0)
     aucs = single_feature_aucs(joined, contract)
     y = labels_to_binary(joined[contract.target_column], contract.positive_label)
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
