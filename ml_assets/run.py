@@ -34,7 +34,7 @@ class RunReport:
 
     runs: list[str] = field(default_factory=list)
     materialized: dict[str, dict] = field(default_factory=dict)
-    checks: dict[str, tuple[bool, dict]] = field(default_factory=dict)
+    checks: dict[str, tuple[bool, dict, str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def absorb(self, result) -> None:
@@ -46,7 +46,11 @@ class RunReport:
             }
         for evaluation in result.get_asset_check_evaluations():
             meta = {k: v.value for k, v in evaluation.metadata.items()}
-            self.checks[evaluation.check_name] = (evaluation.passed, meta)
+            self.checks[evaluation.check_name] = (
+                evaluation.passed,
+                meta,
+                evaluation.description or "",
+            )
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
@@ -126,27 +130,27 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
             "  everything is up to date: no new or changed batch, training window unchanged"
         )
     mats, checks = report.materialized, report.checks
-    schema = checks.get("raw_batches_match_schema")
-    join = checks.get("raw_labels_join_raw_batches")
-    if schema or join:
-        judged = schema[1].get("batches_checked", 0) if schema else 0
-        failed = sorted(
-            {
+    batch_gates = {n: c for n, c in checks.items() if "batches_checked" in c[1]}
+    if batch_gates:
+        judged = max(c[1]["batches_checked"] for c in batch_gates.values())
+
+        def failed_days(severity: str) -> list[str]:
+            days = {
                 d
-                for c in (schema, join)
-                if c
-                for d in str(c[1].get("failed_days", "none")).split(", ")
+                for _, meta, _ in batch_gates.values()
+                if meta.get("severity") == severity
+                for d in str(meta.get("failed_days", "none")).split(", ")
                 if d != "none"
             }
-        )
+            return sorted(days)
+
+        quarantined, flagged = failed_days("ERROR"), failed_days("WARN")
+        where = f" ({', '.join(quarantined)} -> {settings.storage.data_dir / 'quarantine'})"
         lines.append(
-            f"  batches ingested: {judged}, passed {judged - len(failed)}, "
-            f"quarantined {len(failed)}"
-            + (
-                f" ({', '.join(failed)} -> {settings.storage.data_dir / 'quarantine'})"
-                if failed
-                else ""
-            )
+            f"  batches ingested: {judged}, passed {judged - len(quarantined)}, "
+            f"quarantined {len(quarantined)}"
+            + (where if quarantined else "")
+            + (f", flagged {len(flagged)}" if flagged else "")
         )
     if "training_dataset" in mats:
         meta = mats["training_dataset"]
@@ -161,16 +165,16 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
             f"  candidate: {settings.training.registered_model_name} v{meta['model_version']} "
             f"(MLflow run {meta['mlflow_run_id'][:12]}, valid AUC {meta['valid_auc']:.4f})"
         )
-    for name, (passed, meta) in checks.items():
-        if not name.startswith("candidate_") and not passed:
-            lines.append(
-                f"  gate {name}: FAIL on {meta.get('failed_days')} - quarantined with its failure "
-                "cases and report; excluded from training until a corrected file passes"
+    for name, (passed, meta, description) in checks.items():
+        if not passed and meta.get("failed_days"):
+            action = (
+                "quarantined"
+                if meta.get("severity") == "ERROR"
+                else "flagged (WARN), still eligible"
             )
-        if name.startswith("candidate_"):
-            lines.append(
-                f"  gate {name}: {'PASS' if passed else 'FAIL'} - {meta.get('reason', '')}"
-            )
+            lines.append(f"  gate {name}: FAIL on {meta['failed_days']} - {action}: {description}")
+        elif name.startswith(("candidate_", "training_dataset_")):
+            lines.append(f"  gate {name}: {'PASS' if passed else 'FAIL'} - {description}")
     if "staging_model" in mats:
         meta = mats["staging_model"]
         lines.append(
