@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import hypothesis
 import pytest
 import yaml
 
@@ -17,6 +19,12 @@ from ml_assets.resources import PipelineResource, mlflow_tracking
 from ml_assets.settings import DEFAULT_CONFIG, Settings, load_settings
 
 START = dt.date(2026, 1, 1)
+
+# Property tests explore the same examples on every run, so CI never flakes on a new draw;
+# HYPOTHESIS_PROFILE=explore searches afresh.
+hypothesis.settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis.settings.register_profile("explore", deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass

@@ -165,7 +165,7 @@ def test_category_distance_is_zero_on_the_reference_mix_and_bounded(weights, n):
     )
     distance, p_value = category_shift_test(values, ref)
     assert distance == pytest.approx(0.0, abs=1e-3)
-    assert p_value > 0.99
+    assert p_value > 0.9
     other = pd.Series(["unseen"] * n)
     far, _ = category_shift_test(other, ref)
     assert 0.99 <= far <= 1.0
