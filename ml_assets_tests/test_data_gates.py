@@ -225,3 +225,25 @@ def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monk
     assert "candidate_model" in materialized
     assert "evaluation_report" not in materialized and "staging_model" not in materialized
     assert _state(project)[1]["staging"] is None
+
+
+def test_labels_may_lag_by_the_configured_delay(tmp_path, instance):
+    project = make_project(tmp_path / "p", validation={"label_delay_days": 2})
+    days = project.write_days(START, 4)
+    labels_dir = project.settings.dataset.labels_dir
+    late = labels_dir / f"{days[-1]}.parquet"
+    late.rename(tmp_path / "arrives_later.parquet")
+    result = ingest(project, instance, days)
+    join = _evaluation(result, "raw_labels_join_raw_batches")
+    assert join.passed, join.description
+    verdict = json.loads(
+        (
+            project.pipeline.ledger_dir / "raw_labels_join_raw_batches" / f"{days[-1]}.json"
+        ).read_text()
+    )
+    assert verdict["reason"].startswith("labels not due yet")
+    # Outside the delay a missing label file fails the gate.
+    strict = make_project(tmp_path / "p", validation={"label_delay_days": 0})
+    (labels_dir / f"{days[0]}.parquet").rename(tmp_path / "lost.parquet")
+    failed = ingest(strict, instance, days[:1])
+    assert not _evaluation(failed, "raw_labels_join_raw_batches").passed

@@ -5,6 +5,7 @@ training reads across runs) and, when its severity is ERROR, copies failed batch
 quarantine with their evidence. Severity per gate comes from pipeline.yaml (validation.severity).
 """
 
+import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
@@ -13,7 +14,7 @@ import pandas as pd
 from ml_assets.assets.common import batches_of_run, markdown_table
 from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE, training_dataset
 from ml_assets.assets.ingestion import raw_batches, raw_labels
-from ml_assets.core.batches import BatchFiles, read_batch, read_labels
+from ml_assets.core.batches import BatchFiles, list_batch_files, read_batch, read_labels
 from ml_assets.core.expectations import Profile, StatisticalPolicy
 from ml_assets.core.features import join_labels
 from ml_assets.core.integrity import labels_per_class, split_integrity
@@ -205,9 +206,7 @@ def _label_join(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
     dataset = settings.dataset
     frame = read_batch(batch.features)
     if dataset.labels_dir is not None and batch.labels is None:
-        newest = max(batches_present(pipeline))
-        import datetime as dt
-
+        newest = max(list_batch_files(dataset.features_dir))
         age = (dt.date.fromisoformat(newest) - dt.date.fromisoformat(batch.day)).days
         if age < settings.validation.label_delay_days:
             return GateReport(
@@ -230,12 +229,6 @@ def _label_join(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
         min_join_rate=settings.validation.min_label_join_rate,
         sample_rows=settings.validation.failing_rows_sample,
     )
-
-
-def batches_present(pipeline: PipelineResource) -> list[str]:
-    from ml_assets.core.batches import list_batch_files
-
-    return list(list_batch_files(pipeline.settings.dataset.features_dir))
 
 
 def _positive_rate(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
