@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,11 +50,6 @@ def assign_split(ids: pd.Series, *, seed: int, validation: float, test: float) -
     buckets = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key).to_numpy()
     unit = buckets / np.float64(2**64)
     return np.where(unit < test, "test", np.where(unit < test + validation, "validation", "train"))
-
-
-def select_window(eligible_days: Sequence[str], window_days: int) -> list[str]:
-    """The newest `window_days` eligible batch dates, oldest first."""
-    return sorted(eligible_days)[-window_days:]
 
 
 def data_version(fingerprints: Mapping[str, str]) -> str:

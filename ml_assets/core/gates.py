@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -15,9 +15,6 @@ class GateDecision:
     threshold: float
     reference: float | None
     reason: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def auc_floor(candidate_auc: float, floor: float) -> GateDecision:
