@@ -12,6 +12,7 @@ from ml_assets.assets.common import BATCH_GATES, EVIDENCE_TAG, TRIGGER_TAG, batc
 from ml_assets.assets.delivery import production_model, staging_model
 from ml_assets.assets.evaluation import evaluation_report
 from ml_assets.assets.features import reference_profile, training_dataset
+from ml_assets.assets.gate_history import gate_history_job
 from ml_assets.assets.ingestion import raw_batches, raw_labels
 from ml_assets.assets.monitoring import drift_report
 from ml_assets.assets.training import candidate_model
@@ -25,7 +26,11 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 ml_pipeline_job = dg.define_asset_job(
     "ml_pipeline_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(production_model),
+    # production_model moves only with a human approver; gate_history reviews past runs and
+    # has its own job and schedule.
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(production_model)
+    - dg.AssetSelection.groups("governance"),
     description="Everything end to end: ingest and gate batches, train, evaluate, stage, monitor.",
 )
 ingestion_job = dg.define_asset_job(
@@ -171,4 +176,11 @@ def build_automation(
             run_key=f"schedule-{window.data_version}", tags=evidence_tags("schedule", evidence)
         )
 
-    return [new_batch_sensor, drift_sensor], [retraining_schedule]
+    gate_history_schedule = dg.ScheduleDefinition(
+        name="gate_history_schedule",
+        job=gate_history_job,
+        cron_schedule=settings.schedules.gate_history_cron,
+        execution_timezone=settings.schedules.timezone,
+        description="Reviews every gate's history: which never come near, which fail most.",
+    )
+    return [new_batch_sensor, drift_sensor], [retraining_schedule, gate_history_schedule]

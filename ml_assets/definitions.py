@@ -2,7 +2,15 @@
 
 import dagster as dg
 
-from ml_assets.assets import delivery, evaluation, features, ingestion, monitoring, training
+from ml_assets.assets import (
+    delivery,
+    evaluation,
+    features,
+    gate_history,
+    ingestion,
+    monitoring,
+    training,
+)
 from ml_assets.automation import (
     build_automation,
     ingestion_job,
@@ -18,10 +26,20 @@ sensors, schedules = build_automation(load_settings())
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [ingestion, features, training, evaluation, delivery, monitoring]
+        [ingestion, features, training, evaluation, delivery, monitoring, gate_history]
     ),
-    asset_checks=dg.load_asset_checks_from_modules([data_checks, model_gates]),
-    jobs=[ml_pipeline_job, ingestion_job, training_job, promote_to_production_job],
+    asset_checks=[
+        *data_checks.BATCH_GATE_CHECKS,
+        *data_checks.WINDOW_CHECKS,
+        *model_gates.PROMOTION_GATES,
+    ],
+    jobs=[
+        ml_pipeline_job,
+        ingestion_job,
+        training_job,
+        promote_to_production_job,
+        gate_history.gate_history_job,
+    ],
     sensors=sensors,
     schedules=schedules,
     resources={"pipeline": PipelineResource(), "mlflow": mlflow_tracking},

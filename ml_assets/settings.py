@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ml_assets.core.contract import DataContract
 
@@ -93,10 +93,109 @@ class TrainingSettings(_Strict):
     early_stopping_rounds: int = Field(0, ge=0)
 
 
+# Metrics where lower is better; every other metric is better when higher.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+GATE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "ece"})
+
+
+class _Gate(_Strict):
+    # ERROR: a failure keeps the candidate off staging. WARN: recorded and shown, not blocking.
+    severity: Severity = "ERROR"
+
+
+class FloorGate(_Gate):
+    min_roc_auc: float = Field(0.7, ge=0, le=1)
+    min_pr_auc: float = Field(0.0, ge=0, le=1)
+    max_log_loss: float = Field(1.0, gt=0)
+    min_f1: float = Field(0.0, ge=0, le=1)
+    min_accuracy: float = Field(0.0, ge=0, le=1)
+
+
+class ChampionGate(_Gate):
+    # Largest tolerated regression per metric against the production model (absolute units).
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01})
+
+    @field_validator("max_regression")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - GATE_METRICS)
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(GATE_METRICS)}")
+        if any(v < 0 for v in value.values()):
+            raise ValueError("tolerances must be >= 0")
+        return value
+
+
+class SliceGate(_Gate):
+    min_rows: int = Field(200, ge=10)
+    min_roc_auc: float = Field(0.6, ge=0, le=1)
+    # A slice fails against the champion when its ROC AUC drops by more than this AND the drop
+    # is significant at significance.confidence (paired bootstrap on the slice's rows).
+    max_regression: float = Field(0.03, ge=0, le=1)
+
+
+class FairnessGate(_Gate):
+    max_demographic_parity_difference: float = Field(0.1, ge=0, le=1)
+    max_equalized_odds_difference: float = Field(0.1, ge=0, le=1)
+    # Largest tolerated increase of either difference against the champion.
+    max_regression: float = Field(0.02, ge=0, le=1)
+
+
+class CalibrationGate(_Gate):
+    max_brier: float = Field(0.25, gt=0, le=1)
+    max_ece: float = Field(0.05, gt=0, le=1)
+    bins: int = Field(10, ge=2, le=100)
+
+
+class OperationalGate(_Gate):
+    max_p50_ms: float = Field(20.0, gt=0)
+    max_p99_ms: float = Field(50.0, gt=0)
+    min_rows_per_second: float = Field(20_000.0, gt=0)
+    max_model_mb: float = Field(20.0, gt=0)
+    max_peak_memory_mb: float = Field(1024.0, gt=0)
+    single_row_requests: int = Field(200, ge=10)
+    batch_rows: int = Field(20_000, ge=100)
+
+
+class BehaviourGate(_Gate):
+    # YAML file of behaviour cases (minimum functionality, invariance, directional), relative to
+    # this file; null skips the gate with a recorded reason.
+    cases: Path | None = None
+    # Test rows that the invariance and directional perturbations are applied to.
+    sample_rows: int = Field(1000, ge=10)
+    # Score change that counts as "unchanged" (invariance) or "not lower" (directional).
+    score_tolerance: float = Field(0.02, ge=0, le=1)
+    # Share of perturbed rows allowed to break an invariance or directional expectation.
+    max_failure_rate: float = Field(0.01, ge=0, le=1)
+
+
+class SignificanceGate(_Gate):
+    # non_inferior: the AUC difference's lower confidence bound is above -margin.
+    # superior: additionally the lower bound is above 0 (a significant improvement).
+    rule: Literal["non_inferior", "superior"] = "non_inferior"
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    non_inferiority_margin: float = Field(0.01, ge=0, le=1)
+    bootstrap_samples: int = Field(1000, ge=100)
+    seed: int = 0
+
+
+class ReproducibilityGate(_Gate):
+    # Largest score difference on the test rows between the candidate and a retrain.
+    max_score_difference: float = Field(0.0, ge=0)
+
+
 class GateSettings(_Strict):
+    # Scores at or above it count as predicted defaults (F1, accuracy, fairness, McNemar).
     decision_threshold: float = Field(gt=0, lt=1)
-    min_roc_auc: float = Field(ge=0, le=1)
-    max_auc_regression: float = Field(ge=0, le=1)
+    floors: FloorGate = Field(default_factory=FloorGate)
+    champion: ChampionGate = Field(default_factory=ChampionGate)
+    slices: SliceGate = Field(default_factory=SliceGate)
+    fairness: FairnessGate = Field(default_factory=FairnessGate)
+    calibration: CalibrationGate = Field(default_factory=CalibrationGate)
+    operational: OperationalGate = Field(default_factory=OperationalGate)
+    behaviour: BehaviourGate = Field(default_factory=BehaviourGate)
+    significance: SignificanceGate = Field(default_factory=SignificanceGate)
+    reproducibility: ReproducibilityGate = Field(default_factory=ReproducibilityGate)
 
 
 class DeliverySettings(_Strict):
@@ -112,6 +211,8 @@ class DriftSettings(_Strict):
 
 class ScheduleSettings(_Strict):
     retraining_cron: str
+    # When gate_history_schedule reviews the gates' history (pass rates, margins).
+    gate_history_cron: str = "0 6 * * *"
     timezone: str = "UTC"
     sensor_interval_seconds: int = Field(60, ge=5)
 
@@ -156,6 +257,11 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             value = block.get(key)
             if value is not None and not Path(value).is_absolute():
                 block[key] = str((base / value).resolve())
+    gates = raw.get("gates")
+    behaviour = gates.get("behaviour") if isinstance(gates, dict) else None
+    cases = behaviour.get("cases") if isinstance(behaviour, dict) else None
+    if cases is not None and not Path(cases).is_absolute():
+        behaviour["cases"] = str((base / cases).resolve())
 
 
 def _describe(error: ValidationError, path: Path) -> str:

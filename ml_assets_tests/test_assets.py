@@ -14,6 +14,7 @@ from ml_assets_tests.conftest import (
     INGESTION,
     START,
     add_partitions,
+    failed_checks,
     ingest,
     make_project,
     train,
@@ -71,7 +72,7 @@ def test_training_group_stages_a_passing_candidate(project, instance):
     days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
     assert ingest(project, instance, days).success
     result = train(project, instance)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert result.success, failed_checks(result)
     mats = {
         e.materialization.asset_key.path[-1]: e.materialization.metadata
         for e in result.get_asset_materialization_events()
@@ -79,8 +80,8 @@ def test_training_group_stages_a_passing_candidate(project, instance):
     assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
     assert mats["training_dataset"]["window_end"].value == days[-1]
     assert mats["candidate_model"]["model_version"].value == "1"
-    assert _check(result, "candidate_auc_above_floor").passed
-    regression = _check(result, "candidate_auc_not_below_production")
+    assert _check(result, "candidate_meets_metric_floors").passed
+    regression = _check(result, "candidate_not_worse_than_production")
     assert regression.passed and "no champion" in regression.metadata["reason"].value
     client = project.pipeline.mlflow_client()
     name = project.settings.training.registered_model_name
@@ -103,12 +104,12 @@ def test_training_group_stages_a_passing_candidate(project, instance):
 
 
 def test_auc_floor_gate_blocks_staging(tmp_path, instance):
-    project = make_project(tmp_path / "p", gates={"min_roc_auc": 0.99})
+    project = make_project(tmp_path / "p", gates={"floors": {"min_roc_auc": 0.99}})
     days = project.write_days(START, 6)
     assert ingest(project, instance, days).success
     result = train(project, instance)
     assert not result.success
-    floor = _check(result, "candidate_auc_above_floor")
+    floor = _check(result, "candidate_meets_metric_floors")
     assert not floor.passed
     assert floor.metadata["threshold"].value == 0.99 and floor.metadata["decision"].value == "block"
     materialized = {
@@ -139,7 +140,8 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     project = make_project(tmp_path / "p")
     days = project.write_days(START, 6)
     assert ingest(project, instance, days).success
-    assert train(project, instance).success
+    trained = train(project, instance)
+    assert trained.success, failed_checks(trained)
     name = project.settings.training.registered_model_name
     promote = dg.materialize(
         [*ASSETS],
@@ -168,9 +170,12 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
         },
     )
     result = train(worse, instance)
-    regression = _check(result, "candidate_auc_not_below_production")
+    regression = _check(result, "candidate_not_worse_than_production")
     assert not regression.passed
-    assert regression.metadata["reference"].value > regression.metadata["threshold"].value
+    assert regression.metadata["decision"].value == "block"
+    # The evidence names the champion's value beside each regressed metric.
+    assert isinstance(regression.metadata["champion_value"].value, float)
+    assert "roc_auc" in regression.metadata["criteria"].value
     assert str(version_for_alias(client, name, "staging").version) == "1"
     assert str(version_for_alias(client, name, "production").version) == "1"
     # A version that never passed the gates cannot be promoted.

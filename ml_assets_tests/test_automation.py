@@ -11,7 +11,7 @@ from ml_assets_tests.conftest import START, ingest, train
 
 SENSORS, SCHEDULES = build_automation(load_settings())
 new_batch_sensor, drift_sensor = SENSORS
-(retraining_schedule,) = SCHEDULES
+retraining_schedule, gate_history_schedule = SCHEDULES
 TEN_DAYS = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
 
 

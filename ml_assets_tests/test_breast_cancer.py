@@ -104,7 +104,7 @@ def test_example_config_loads_and_declares_every_column(frame):
     for name, spec in dataset.numeric_columns.items():
         assert spec.min == 0 and not spec.nullable
         assert 2.5 * frame[name].max() <= spec.max <= 4 * frame[name].max(), name
-    assert settings.training.window_days >= 29 and settings.gates.min_roc_auc == 0.9
+    assert settings.training.window_days >= 29 and settings.gates.floors.min_roc_auc == 0.9
     # Same sections and keys as the project's own pipeline.yaml.
     demo = yaml.safe_load((PROJECT_ROOT / "pipeline.yaml").read_text())
     example = yaml.safe_load(EXAMPLE.read_text())

@@ -11,6 +11,7 @@ SNAPSHOT = {
         "candidate_model",
         "drift_report",
         "evaluation_report",
+        "gate_history",
         "production_model",
         "raw_batches",
         "raw_labels",
@@ -20,8 +21,15 @@ SNAPSHOT = {
     ],
     "checks": [
         "candidate_model:candidate_model_matches_serving_path",
-        "evaluation_report:candidate_auc_above_floor",
-        "evaluation_report:candidate_auc_not_below_production",
+        "evaluation_report:candidate_is_calibrated",
+        "evaluation_report:candidate_is_fair_across_groups",
+        "evaluation_report:candidate_meets_metric_floors",
+        "evaluation_report:candidate_meets_operational_budget",
+        "evaluation_report:candidate_not_worse_than_production",
+        "evaluation_report:candidate_passes_behaviour_tests",
+        "evaluation_report:candidate_passes_champion_challenger_test",
+        "evaluation_report:candidate_slices_not_worse",
+        "evaluation_report:candidate_training_is_reproducible",
         "raw_batches:raw_batches_match_reference_profile",
         "raw_batches:raw_batches_match_schema",
         "raw_batches:raw_batches_timestamps_not_in_future",
@@ -32,10 +40,24 @@ SNAPSHOT = {
         "training_dataset:training_dataset_has_no_leaking_feature",
         "training_dataset:training_dataset_splits_are_disjoint",
     ],
-    "jobs": ["ingestion_job", "ml_pipeline_job", "promote_to_production_job", "training_job"],
-    "schedules": ["retraining_schedule"],
+    "jobs": [
+        "gate_history_job",
+        "ingestion_job",
+        "ml_pipeline_job",
+        "promote_to_production_job",
+        "training_job",
+    ],
+    "schedules": ["gate_history_schedule", "retraining_schedule"],
     "sensors": ["drift_sensor", "new_batch_sensor"],
-    "groups": ["delivery", "evaluation", "features", "ingestion", "monitoring", "training"],
+    "groups": [
+        "delivery",
+        "evaluation",
+        "features",
+        "governance",
+        "ingestion",
+        "monitoring",
+        "training",
+    ],
 }
 
 
@@ -73,7 +95,8 @@ def test_data_gates_and_model_gates_block():
 def test_definitions_import_leaves_heavy_libraries_unloaded():
     code = (
         "import sys, ml_assets.definitions;"
-        "heavy = ('mlflow', 'lightgbm', 'evidently', 'sklearn', 'pandera');"
+        "heavy = ('mlflow', 'lightgbm', 'evidently', 'sklearn', 'pandera', 'fairlearn',"
+        " 'statsmodels', 'matplotlib');"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run(

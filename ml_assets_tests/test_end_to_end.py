@@ -42,7 +42,7 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     first = capsys.readouterr().out
     assert "batches ingested: 12, passed 12, quarantined 0" in first
     assert "candidate: credit_default_risk v1" in first
-    assert "gate candidate_auc_above_floor: PASS" in first
+    assert "gate candidate_meets_metric_floors: PASS" in first
     assert "alias staging: none -> v1" in first
     assert _aliases(project) == {"staging": "1", "production": None}
 

@@ -15,7 +15,8 @@ def test_project_config_loads_with_absolute_paths():
     assert settings.dataset.features_dir.is_absolute()
     assert settings.dataset.features_dir == DEFAULT_CONFIG.parent / "data/raw/features"
     assert "sex" not in settings.dataset.model_features
-    assert settings.gates.min_roc_auc == 0.70
+    assert settings.gates.floors.min_roc_auc == 0.75
+    assert settings.gates.behaviour.cases.is_file()
 
 
 def test_relative_paths_resolve_against_the_files_folder(tmp_path):
@@ -26,10 +27,10 @@ def test_relative_paths_resolve_against_the_files_folder(tmp_path):
 
 def test_missing_key_names_the_key_and_the_file(tmp_path):
     raw = _raw()
-    del raw["gates"]["min_roc_auc"]
+    del raw["gates"]["decision_threshold"]
     with pytest.raises(SettingsError) as error:
         parse_settings(raw, tmp_path / "pipeline.yaml")
-    assert "gates.min_roc_auc" in str(error.value)
+    assert "gates.decision_threshold" in str(error.value)
     assert str(tmp_path / "pipeline.yaml") in str(error.value)
 
 

@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from ml_assets.assets.evaluation import evaluation_report, load_evaluation
-from ml_assets.checks.model_gates import MODEL_GATES
+from ml_assets.checks.model_gates import PROMOTION_GATES
 from ml_assets.core.registry import append_audit, version_for_alias
 from ml_assets.resources import PipelineResource
 
@@ -36,6 +36,13 @@ def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
             verdicts[key.name] = "not run on the latest materialization"
         elif record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
             verdicts[key.name] = "passed"
+        elif (
+            record.status == AssetCheckExecutionRecordStatus.FAILED
+            and evaluation is not None
+            and evaluation.severity == dg.AssetCheckSeverity.WARN
+        ):
+            # A WARN gate's failure is shown to people and recorded; it does not block.
+            verdicts[key.name] = "warned"
         else:
             verdicts[key.name] = record.status.value.lower()
     return verdicts
@@ -49,8 +56,8 @@ def staging_model(
     settings = pipeline.settings
     evaluation = load_evaluation(pipeline)
     version = evaluation["candidate"]["version"]
-    verdicts = gate_verdicts(context.instance, MODEL_GATES)
-    blocked = {name: v for name, v in verdicts.items() if v != "passed"}
+    verdicts = gate_verdicts(context.instance, PROMOTION_GATES)
+    blocked = {name: v for name, v in verdicts.items() if v not in ("passed", "warned")}
     if blocked:
         raise dg.Failure(
             f"version {version} cannot go to staging: gates not passed: {blocked}",

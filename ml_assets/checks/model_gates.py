@@ -1,6 +1,7 @@
 """Evaluation gates on the evaluation report: blocking checks that keep bad models off staging."""
 
 import json
+import math
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ from ml_assets.assets.evaluation import evaluation_report, load_evaluation
 from ml_assets.assets.features import TRAINING_DATASET_FILE
 from ml_assets.assets.training import CANDIDATE_FILE, candidate_model
 from ml_assets.core.features import SPLIT_COLUMN, build_features
-from ml_assets.core.gates import GateDecision, auc_floor, auc_regression
+from ml_assets.core.gates import GATES
 from ml_assets.core.serving import (
     feature_differences,
     features_for_records,
@@ -23,43 +24,65 @@ from ml_assets.core.training import load_model, predict_scores
 from ml_assets.resources import PipelineResource
 
 
-def _result(decision: GateDecision, version: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=decision.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=decision.reason,
-        metadata={
-            "model_version": version,
-            "value": decision.value,
-            "threshold": decision.threshold,
-            "reference": decision.reference if decision.reference is not None else "no champion",
-            "decision": "pass" if decision.passed else "block",
-            "reason": decision.reason,
-        },
-    )
+def evaluation_gate(name: str, description: str) -> dg.AssetChecksDefinition:
+    """A blocking check on evaluation_report that decides gate `name` from the evaluation.
+
+    The decision is recomputed from the evidence and the current pipeline.yaml, so a changed
+    threshold applies on the next check run without re-scoring anything.
+    """
+
+    @dg.asset_check(asset=evaluation_report, name=name, blocking=True, description=description)
+    def _gate(pipeline: PipelineResource) -> dg.AssetCheckResult:
+        settings = pipeline.settings
+        evaluation = load_evaluation(pipeline)
+        section, decider = GATES[name]
+        decision = decider(evaluation, settings.gates)
+        severity = getattr(settings.gates, section).severity
+        return dg.AssetCheckResult(
+            passed=decision.passed,
+            severity=dg.AssetCheckSeverity(severity),
+            description=decision.reason[:1000],
+            metadata={
+                "model_version": evaluation["candidate"]["version"],
+                "champion_version": (evaluation["champion"] or {}).get("version", "none"),
+                "value": decision.value,
+                "threshold": decision.threshold,
+                "champion_value": decision.reference
+                if decision.reference is not None
+                else "no champion",
+                "margin": decision.margin if math.isfinite(decision.margin) else 1e9,
+                "decision": "pass"
+                if decision.passed
+                else ("block" if severity == "ERROR" else "flag (WARN)"),
+                "severity": severity,
+                "reason": decision.reason,
+                "criteria": markdown_table(pd.DataFrame(decision.table()), max_rows=60),
+            },
+        )
+
+    return _gate
 
 
-@dg.asset_check(asset=evaluation_report, blocking=True)
-def candidate_auc_above_floor(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """The candidate's test ROC AUC reaches the absolute floor of pipeline.yaml."""
-    evaluation = load_evaluation(pipeline)
-    decision = auc_floor(
-        evaluation["candidate"]["metrics"]["roc_auc"], pipeline.settings.gates.min_roc_auc
-    )
-    return _result(decision, evaluation["candidate"]["version"])
-
-
-@dg.asset_check(asset=evaluation_report, blocking=True)
-def candidate_auc_not_below_production(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """The candidate loses no more ROC AUC than tolerated against the production model."""
-    evaluation = load_evaluation(pipeline)
-    champion = evaluation["champion"]
-    decision = auc_regression(
-        evaluation["candidate"]["metrics"]["roc_auc"],
-        champion["metrics"]["roc_auc"] if champion else None,
-        pipeline.settings.gates.max_auc_regression,
-    )
-    return _result(decision, evaluation["candidate"]["version"])
+_DESCRIPTIONS = {
+    "candidate_meets_metric_floors": "Test ROC AUC, PR AUC, log loss, F1 and accuracy reach "
+    "their absolute floors.",
+    "candidate_not_worse_than_production": "No metric regresses beyond its tolerance against "
+    "the production model on the same test rows.",
+    "candidate_slices_not_worse": "Every large-enough slice reaches its AUC floor and does not "
+    "significantly regress against the production model.",
+    "candidate_is_fair_across_groups": "Demographic parity and equalized odds differences "
+    "within bounds and no worse than the production model's.",
+    "candidate_is_calibrated": "Brier score and expected calibration error within bounds.",
+    "candidate_meets_operational_budget": "Single-row p50/p99 latency, throughput, model size "
+    "and scoring memory within budget on this machine.",
+    "candidate_passes_behaviour_tests": "Minimum-functionality, invariance and directional "
+    "behaviour cases hold.",
+    "candidate_passes_champion_challenger_test": "Paired bootstrap and McNemar against the "
+    "production model satisfy the configured rule.",
+    "candidate_training_is_reproducible": "A retrain with the same data version, config and "
+    "seed gives the same model file or scores.",
+}
+MODEL_GATES = [evaluation_gate(name, _DESCRIPTIONS[name]) for name in GATES]
 
 
 @dg.asset_check(asset=candidate_model, blocking=True)
@@ -99,4 +122,5 @@ def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.Asset
     )
 
 
-MODEL_GATES = [candidate_auc_above_floor, candidate_auc_not_below_production]
+# Everything that must have passed before a version may take the staging alias.
+PROMOTION_GATES = [*MODEL_GATES, candidate_model_matches_serving_path]
