@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_validation.py [--days 50] [--rows-per-day 20000]
 
-1. Full validation of a 1,000,000-row window (every per-batch gate on every batch file, read from
-   disk as the checks read it, plus the window gates) against LightGBM training on the same
-   window with pipeline.yaml's parameters. Budget: validation under 10% of training.
+1. Full validation of a 1,000,000-row window (every per-batch gate on every batch file, through
+   the same functions the Dagster checks call, verdict ledger and all, plus the window gates)
+   against LightGBM training on the same window with pipeline.yaml's parameters.
+   Budget: validation under 10% of training.
 2. One new 5,000-row batch through every per-batch gate. Budget: under 1 s.
 """
 
@@ -19,49 +20,50 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ml_assets import simulate
-from ml_assets.core.batches import locate_batches, read_batch, read_labels
-from ml_assets.core.expectations import StatisticalPolicy, build_profile
-from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
-from ml_assets.core.integrity import labels_per_class, split_integrity
-from ml_assets.core.training import train_model
-from ml_assets.core.validation import (
-    check_label_join,
-    check_label_leakage,
-    check_positive_rate,
-    check_statistics,
-    check_timestamps,
-    validate_batch,
+from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE
+from ml_assets.checks.data_checks import (
+    BATCH_GATE_CHECKS,
+    JUDGES,
+    judge_run,
+    training_dataset_has_enough_labels_per_class,
+    training_dataset_has_no_leaking_feature,
+    training_dataset_splits_are_disjoint,
 )
+from ml_assets.core.batches import clear_cache, locate_batches, read_batch
+from ml_assets.core.expectations import build_profile
+from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
+from ml_assets.core.training import train_model
+from ml_assets.resources import PipelineResource
+from ml_assets.settings import DEFAULT_CONFIG as SETTINGS_PATH
 from ml_assets.settings import load_settings
 
 SETTINGS = load_settings()
 CONTRACT = SETTINGS.dataset
-VALIDATION = SETTINGS.validation
-POLICY = StatisticalPolicy(**VALIDATION.statistics.model_dump())
 
 
-def judge_batch(batch, profile) -> int:
-    """Every per-batch gate on one batch, as the checks run them; returns failures."""
-    frame = read_batch(batch.features)
-    labels = read_labels(batch, CONTRACT.id_column, CONTRACT.target_column, True)
-    reports = [
-        validate_batch(frame, CONTRACT, day=batch.day, max_failing_row_share=0.0, sample_rows=10),
-        check_timestamps(frame, CONTRACT, day=batch.day, sample_rows=10),
-        check_statistics(frame, profile, CONTRACT, POLICY, day=batch.day, sample_rows=10),
-        check_label_join(
-            frame, labels, CONTRACT, day=batch.day, min_join_rate=0.99, sample_rows=10
-        ),
-        check_positive_rate(labels, profile, CONTRACT, POLICY, day=batch.day),
-        check_label_leakage(
-            join_labels(frame, labels, CONTRACT, batch.day),
-            CONTRACT,
-            max_auc=VALIDATION.max_single_feature_auc,
-            day=batch.day,
-        ),
-    ]
-    return sum(not r.passed for r in reports)
+def pipeline_for(work: Path) -> PipelineResource:
+    """This project's pipeline.yaml, pointed at the benchmark's batches and a scratch folder."""
+    raw = yaml.safe_load(Path(SETTINGS_PATH).read_text())
+    raw["dataset"]["features_dir"] = str(work / "features")
+    raw["dataset"]["labels_dir"] = str(work / "labels")
+    raw.setdefault("storage", {})["data_dir"] = str(work / "data")
+    config = work / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    return PipelineResource(config_path=str(config))
+
+
+def judge_all(batches, pipeline) -> int:
+    """Every per-batch gate on `batches`, as the checks run them (one call per gate); failures."""
+    clear_cache()  # nothing read by an earlier measurement is reused
+    failures = 0
+    for check in BATCH_GATE_CHECKS:
+        (name,) = (spec.name for spec in check.check_specs)
+        result = judge_run(name, batches, pipeline, JUDGES[name], run_id="bench")
+        failures += int(result.metadata["batches_failed"].value)
+    return failures
 
 
 def main() -> int:
@@ -87,16 +89,17 @@ def main() -> int:
         f"= {rows:,} rows"
     )
 
-    # The reference profile comes from the previous window; a profile of the first batches
+    pipeline = pipeline_for(work)
+    # The reference profile comes from the previous window; a profile of the first batch
     # stands in for it here.
     first = next(iter(batches.values()))
     profile = build_profile(
         join_labels(read_batch(first.features), read_batch(first.labels), CONTRACT, first.day),
         CONTRACT,
     )
-
-    started = time.perf_counter()
-    failures = sum(judge_batch(b, profile) for b in batches.values())
+    pipeline.features_dir.mkdir(parents=True, exist_ok=True)
+    profile.save(pipeline.features_dir / PROFILE_FILE)
+    # The training dataset asset (not validation) joins the window; its checks read it back.
     examples = pd.concat(
         [
             join_labels(read_batch(b.features), read_batch(b.labels), CONTRACT, b.day)
@@ -107,17 +110,24 @@ def main() -> int:
     examples[SPLIT_COLUMN] = assign_split(
         examples[CONTRACT.id_column], seed=42, validation=0.15, test=0.2
     )
-    split_integrity(examples, CONTRACT)
-    labels_per_class(examples, CONTRACT)
-    check_label_leakage(
-        examples,
-        CONTRACT,
-        max_auc=VALIDATION.max_single_feature_auc,
-        day="window",
-        max_rows=VALIDATION.leakage_sample_rows,
-    )
+    examples.to_parquet(pipeline.features_dir / TRAINING_DATASET_FILE, index=False)
+
+    started = time.perf_counter()
+    failures = judge_all(batches, pipeline)
+    batch_s = time.perf_counter() - started
+    window_started = time.perf_counter()
+    for check in (
+        training_dataset_splits_are_disjoint,
+        training_dataset_has_enough_labels_per_class,
+        training_dataset_has_no_leaking_feature,
+    ):
+        check(pipeline=pipeline)
+    window_s = time.perf_counter() - window_started
     validation_s = time.perf_counter() - started
-    print(f"full validation of the window: {validation_s:.1f} s ({failures} gate failures)")
+    print(
+        f"full validation of the window: {validation_s:.2f} s (per-batch gates {batch_s:.2f} s, "
+        f"window gates {window_s:.2f} s; {failures} gate failures)"
+    )
 
     training = SETTINGS.training
     started = time.perf_counter()
@@ -132,15 +142,18 @@ def main() -> int:
     )
     training_s = time.perf_counter() - started
     print(f"training on the same window: {training_s:.1f} s ({booster.num_trees()} trees)")
-    print(f"validation / training: {100 * validation_s / training_s:.1f}% (budget 10%)")
+    print(
+        f"validation / training: {100 * validation_s / training_s:.1f}% (budget 10%); "
+        f"per-batch gates alone {100 * batch_s / training_s:.1f}%"
+    )
 
     day = start + dt.timedelta(days=args.days)
     simulate.write_demo(features_dir, labels_dir, start=day, days=1, rows_per_day=5000, seed=7)
-    new = locate_batches(features_dir, labels_dir)[day.isoformat()]
+    new = {day.isoformat(): locate_batches(features_dir, labels_dir)[day.isoformat()]}
     times = []
     for _ in range(5):
         started = time.perf_counter()
-        judge_batch(new, profile)
+        judge_all(new, pipeline)
         times.append(time.perf_counter() - started)
     print(
         "one 5,000-row batch through every per-batch gate: "

@@ -175,6 +175,8 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
             lines.append(f"  gate {name}: FAIL on {meta['failed_days']} - {action}: {description}")
         elif name.startswith(("candidate_", "training_dataset_")):
             lines.append(f"  gate {name}: {'PASS' if passed else 'FAIL'} - {description}")
+    if "evaluation_report" in mats:
+        lines.append(f"  evaluation report: {mats['evaluation_report']['report']}")
     if "staging_model" in mats:
         meta = mats["staging_model"]
         lines.append(

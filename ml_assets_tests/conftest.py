@@ -110,6 +110,21 @@ def _definitions_resolved_once():
 
 
 @pytest.fixture(autouse=True)
+def _no_stale_defs_state():
+    """Every test starts with no "current" defs-state storage.
+
+    Entering a DagsterInstance as a context manager (Dagster does it for ephemeral instances)
+    points a context variable at that instance's defs-state storage; one that outlives its
+    instance makes later definition loads fail with "undefined DagsterInstance weakref", at a
+    moment that depends on garbage collection. Resetting it per test removes the coupling.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """Tests never touch the developer's stores: no inherited tracking URI or config."""
     for var in ("MLFLOW_TRACKING_URI", "ML_ASSETS_CONFIG"):

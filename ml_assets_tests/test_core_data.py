@@ -200,3 +200,33 @@ def test_data_version_names_exact_content():
     a = data_version({"2026-01-01": "h1", "2026-01-02": "h2"})
     assert a == data_version({"2026-01-02": "h2", "2026-01-01": "h1"})
     assert a != data_version({"2026-01-01": "h1", "2026-01-02": "h3"})
+
+
+def test_window_schema_pass_gives_each_day_its_own_report():
+    """One pandera pass over stacked batches judges each day exactly as judging it alone."""
+    from ml_assets.core.batches import stack_batches
+    from ml_assets.core.validation import validate_window
+
+    scenarios = ["stable", "value_corruption", "stable", "schema_corruption", "stable", "stable"]
+    frames = {}
+    for i, scenario in enumerate(scenarios):
+        day = DAY + dt.timedelta(days=i)
+        frames[day.isoformat()] = simulate.generate_day(day, 200, seed=3, scenario=scenario)[0]
+    days = list(frames)
+    frames[days[2]].loc[5, "application_id"] = frames[days[2]].loc[7, "application_id"]
+    frames[days[4]].loc[3, "application_id"] = frames[days[0]].loc[3, "application_id"]
+    frames[days[4]].loc[8, "region"] = "mars"
+    frames[days[5]] = frames[days[5]].set_axis(pd.RangeIndex(1000, 1200))
+    windows = stack_batches(frames)
+    assert sorted(len(w.days) for w in windows) == [1, 5]  # the renamed column stands alone
+    judged = {}
+    for window in windows:
+        judged |= validate_window(window, CONTRACT, max_failing_row_share=0.0, sample_rows=5)
+    assert [judged[d].passed for d in days] == [True, False, False, False, False, True]
+    for day, frame in frames.items():
+        alone = validate_batch(frame, CONTRACT, day=day, max_failing_row_share=0.0, sample_rows=5)
+        together = judged[day]
+        for name in ("passed", "rows", "failing_rows", "value", "reason"):
+            assert getattr(together, name) == getattr(alone, name), (day, name)
+        pd.testing.assert_frame_equal(together.failure_cases, alone.failure_cases)
+        pd.testing.assert_frame_equal(together.failing_rows_sample, alone.failing_rows_sample)

@@ -9,7 +9,6 @@ import pytest
 from ml_assets import simulate
 from ml_assets.core.drift import measure_drift
 from ml_assets.core.features import assign_split
-from ml_assets.core.gates import auc_floor, auc_regression
 from ml_assets.core.metrics import classification_metrics
 from ml_assets.core.registry import append_audit, read_audit
 from ml_assets.core.training import load_model, predict_scores, save_model, train_model
@@ -84,22 +83,6 @@ def test_metrics_match_known_answers():
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.6, 0.35, 0.8])))
     with pytest.raises(ValueError, match="both classes"):
         classification_metrics(np.zeros(3), np.ones(3) / 2, 0.5)
-
-
-def test_auc_floor_gate():
-    assert auc_floor(0.81, 0.7).passed
-    failed = auc_floor(0.65, 0.7)
-    assert not failed.passed and failed.value == 0.65 and failed.threshold == 0.7
-    assert "below" in failed.reason
-
-
-def test_auc_regression_gate():
-    no_champion = auc_regression(0.6, None, 0.01)
-    assert no_champion.passed and "no champion" in no_champion.reason
-    assert auc_regression(0.795, 0.80, 0.01).passed
-    worse = auc_regression(0.78, 0.80, 0.01)
-    assert not worse.passed
-    assert worse.value == pytest.approx(0.02) and worse.reference == 0.80
 
 
 def test_drift_is_found_on_shifted_data_only(tmp_path):

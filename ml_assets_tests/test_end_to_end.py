@@ -81,7 +81,19 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     result = defs.resolve_job_def("training_job").execute_in_process(
         instance=instance, tags={"ml_assets/trigger": "schedule"}, raise_on_error=False
     )
-    assert result.success
+    trained = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert "candidate_model" in trained
+    # Same passing data as the champion, so no significant gain: the default `superior` rule
+    # keeps this retrain off staging.
+    blocking = {
+        e.check_name
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    }
+    assert blocking == {"candidate_passes_champion_challenger_test"}
+    assert "staging_model" not in trained
     window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
     assert bad in window["excluded"] and bad not in window["days"]
     rows = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")

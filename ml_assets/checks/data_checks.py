@@ -6,7 +6,7 @@ quarantine with their evidence. Severity per gate comes from pipeline.yaml (vali
 """
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +14,14 @@ import pandas as pd
 from ml_assets.assets.common import batches_of_run, markdown_table
 from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE, training_dataset
 from ml_assets.assets.ingestion import raw_batches, raw_labels
-from ml_assets.core.batches import BatchFiles, list_batch_files, read_batch, read_labels
+from ml_assets.core.batches import (
+    BatchFiles,
+    batch_windows,
+    list_batch_files,
+    read_batch,
+    read_batches,
+    read_labels,
+)
 from ml_assets.core.expectations import Profile, StatisticalPolicy
 from ml_assets.core.features import join_labels
 from ml_assets.core.integrity import labels_per_class, split_integrity
@@ -26,11 +33,13 @@ from ml_assets.core.validation import (
     check_positive_rate,
     check_statistics,
     check_timestamps,
-    validate_batch,
+    validate_window,
 )
 from ml_assets.resources import PipelineResource
 
-Judge = Callable[[BatchFiles, PipelineResource], GateReport]
+Batches = Mapping[str, BatchFiles]
+# A judge gives every batch of a run its report, in one pass where the gate allows it.
+Judge = Callable[[Batches, PipelineResource], dict[str, GateReport]]
 
 
 def _rows(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
@@ -42,11 +51,29 @@ def _rows(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
     return frame
 
 
+def _depth(pipeline: PipelineResource) -> tuple:
+    validation = pipeline.settings.validation
+    if validation.depth == "sample":
+        return ("features", "sample", validation.sample_fraction, validation.sample_seed)
+    return ("features", "full")
+
+
+def _all_rows(batches: Batches, pipeline: PipelineResource) -> dict[str, pd.DataFrame]:
+    """Every batch's rows at the validation depth, read once for all gates of the run."""
+    return read_batches(batches, lambda b: _rows(b, pipeline), _depth(pipeline))
+
+
 def _labels(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
     dataset = pipeline.settings.dataset
     return read_labels(
         batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
     )
+
+
+def _all_labels(batches: Batches, pipeline: PipelineResource) -> dict[str, pd.DataFrame]:
+    dataset = pipeline.settings.dataset
+    kind = ("labels", dataset.id_column, dataset.target_column, dataset.labels_dir is not None)
+    return read_batches(batches, lambda b: _labels(b, pipeline), kind)
 
 
 def _profile(pipeline: PipelineResource) -> Profile | None:
@@ -61,14 +88,22 @@ def _policy(pipeline: PipelineResource) -> StatisticalPolicy:
 def judge_batches(
     name: str, context: dg.AssetCheckExecutionContext, pipeline: PipelineResource, judge: Judge
 ) -> dg.AssetCheckResult:
-    """Run `judge` on every batch of the run, record verdicts, quarantine ERROR failures."""
+    """Run `judge` on the batches of the run, record verdicts, quarantine ERROR failures."""
+    batches = batches_of_run(context.op_execution_context, pipeline)
+    return judge_run(name, batches, pipeline, judge, run_id=context.run.run_id)
+
+
+def judge_run(
+    name: str, batches: Batches, pipeline: PipelineResource, judge: Judge, *, run_id: str
+) -> dg.AssetCheckResult:
+    """Judge `batches` with one gate: record each verdict, quarantine ERROR failures, summarise."""
     settings = pipeline.settings
     severity = settings.validation.severity_of(name)
-    run_id = context.run.run_id
     reports: list[GateReport] = []
     quarantined: dict[str, str] = {}
-    for batch in batches_of_run(context.op_execution_context, pipeline).values():
-        report = judge(batch, pipeline)
+    judged = judge(batches, pipeline) if batches else {}
+    for batch in batches.values():
+        report = judged[batch.day]
         record_verdict(
             pipeline.ledger_dir,
             name,
@@ -167,88 +202,104 @@ def batch_gate(
     return _gate
 
 
-def _schema(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+def _schema(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
+    """One pandera pass per window of batches sharing columns and dtypes."""
     settings = pipeline.settings
-    return validate_batch(
-        _rows(batch, pipeline),
-        settings.dataset,
-        day=batch.day,
-        max_failing_row_share=settings.validation.max_failing_row_share,
-        sample_rows=settings.validation.failing_rows_sample,
-        include_target=settings.dataset.labels_dir is None,
-    )
+    reports: dict[str, GateReport] = {}
+    windows = batch_windows(batches, lambda b: _rows(b, pipeline), _depth(pipeline))
+    for window in windows:
+        reports |= validate_window(
+            window,
+            settings.dataset,
+            max_failing_row_share=settings.validation.max_failing_row_share,
+            sample_rows=settings.validation.failing_rows_sample,
+            include_target=settings.dataset.labels_dir is None,
+        )
+    return reports
 
 
-def _timestamps(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+def _timestamps(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
     settings = pipeline.settings
-    return check_timestamps(
-        _rows(batch, pipeline),
-        settings.dataset,
-        day=batch.day,
-        sample_rows=settings.validation.failing_rows_sample,
-    )
+    return {
+        day: check_timestamps(
+            frame, settings.dataset, day=day, sample_rows=settings.validation.failing_rows_sample
+        )
+        for day, frame in _all_rows(batches, pipeline).items()
+    }
 
 
-def _statistics(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+def _statistics(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
     settings = pipeline.settings
-    return check_statistics(
-        _rows(batch, pipeline),
-        _profile(pipeline),
-        settings.dataset,
-        _policy(pipeline),
-        day=batch.day,
-        sample_rows=settings.validation.failing_rows_sample,
-    )
+    profile, policy = _profile(pipeline), _policy(pipeline)
+    return {
+        day: check_statistics(
+            frame,
+            profile,
+            settings.dataset,
+            policy,
+            day=day,
+            sample_rows=settings.validation.failing_rows_sample,
+        )
+        for day, frame in _all_rows(batches, pipeline).items()
+    }
 
 
-def _label_join(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+def _label_join(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
     settings = pipeline.settings
     dataset = settings.dataset
-    frame = read_batch(batch.features)
-    if dataset.labels_dir is not None and batch.labels is None:
-        newest = max(list_batch_files(dataset.features_dir))
-        age = (dt.date.fromisoformat(newest) - dt.date.fromisoformat(batch.day)).days
-        if age < settings.validation.label_delay_days:
-            return GateReport(
-                "label_join",
-                batch.day,
-                True,
-                len(frame),
-                0,
-                1.0,
-                settings.validation.min_label_join_rate,
-                pd.DataFrame(),
-                frame.head(0),
-                f"labels not due yet ({age} of {settings.validation.label_delay_days} days)",
-            )
-    return check_label_join(
-        frame,
-        _labels(batch, pipeline),
-        dataset,
-        day=batch.day,
-        min_join_rate=settings.validation.min_label_join_rate,
-        sample_rows=settings.validation.failing_rows_sample,
-    )
+    frames = read_batches(batches)  # every row, whatever the depth: ids must all join
+    labels = _all_labels(batches, pipeline)
+    reports = {}
+    for day, batch in batches.items():
+        frame = frames[day]
+        if dataset.labels_dir is not None and batch.labels is None:
+            newest = max(list_batch_files(dataset.features_dir))
+            age = (dt.date.fromisoformat(newest) - dt.date.fromisoformat(day)).days
+            if age < settings.validation.label_delay_days:
+                reports[day] = GateReport(
+                    "label_join",
+                    day,
+                    True,
+                    len(frame),
+                    0,
+                    1.0,
+                    settings.validation.min_label_join_rate,
+                    pd.DataFrame(),
+                    frame.head(0),
+                    f"labels not due yet ({age} of {settings.validation.label_delay_days} days)",
+                )
+                continue
+        reports[day] = check_label_join(
+            frame,
+            labels[day],
+            dataset,
+            day=day,
+            min_join_rate=settings.validation.min_label_join_rate,
+            sample_rows=settings.validation.failing_rows_sample,
+        )
+    return reports
 
 
-def _positive_rate(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
-    return check_positive_rate(
-        _labels(batch, pipeline),
-        _profile(pipeline),
-        pipeline.settings.dataset,
-        _policy(pipeline),
-        day=batch.day,
-    )
+def _positive_rate(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
+    profile, policy = _profile(pipeline), _policy(pipeline)
+    return {
+        day: check_positive_rate(labels, profile, pipeline.settings.dataset, policy, day=day)
+        for day, labels in _all_labels(batches, pipeline).items()
+    }
 
 
-def _leakage(batch: BatchFiles, pipeline: PipelineResource) -> GateReport:
+def _leakage(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
     settings = pipeline.settings
-    joined = join_labels(
-        _rows(batch, pipeline), _labels(batch, pipeline), settings.dataset, batch.day
-    )
-    return check_label_leakage(
-        joined, settings.dataset, max_auc=settings.validation.max_single_feature_auc, day=batch.day
-    )
+    labels = _all_labels(batches, pipeline)
+    return {
+        day: check_label_leakage(
+            join_labels(frame, labels[day], settings.dataset, day),
+            settings.dataset,
+            max_auc=settings.validation.max_single_feature_auc,
+            day=day,
+        )
+        for day, frame in _all_rows(batches, pipeline).items()
+    }
 
 
 raw_batches_match_schema = batch_gate(
@@ -287,6 +338,15 @@ raw_labels_not_leaked_into_features = batch_gate(
     _leakage,
     "No single feature of the batch predicts the label almost perfectly on its own.",
 )
+
+JUDGES: dict[str, Judge] = {
+    "raw_batches_match_schema": _schema,
+    "raw_batches_timestamps_not_in_future": _timestamps,
+    "raw_batches_match_reference_profile": _statistics,
+    "raw_labels_join_raw_batches": _label_join,
+    "raw_labels_positive_rate_matches_reference": _positive_rate,
+    "raw_labels_not_leaked_into_features": _leakage,
+}
 
 BATCH_GATE_CHECKS = [
     raw_batches_match_schema,

@@ -49,6 +49,15 @@ class Criterion:
     def margin(self) -> float:
         if self.binary:
             return 1.0 if self.passed else -1.0
+        margin = self._room()
+        if self.verdict is not None:
+            # An overridden verdict (a breach that is not significant, say) keeps the margin's
+            # sign consistent with it: a pass never shows a negative margin, a failure never a
+            # positive one.
+            return max(margin, 0.0) if self.verdict else min(margin, 0.0)
+        return margin
+
+    def _room(self) -> float:
         room = (
             self.value - self.threshold if self.direction == ">=" else self.threshold - self.value
         )

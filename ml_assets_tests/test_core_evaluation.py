@@ -1,0 +1,254 @@
+"""Evaluation core: metrics, comparison statistics, behaviour cases and gate decisions."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ml_assets.core import gates
+from ml_assets.core.behaviour import (
+    BehaviourSuite,
+    Perturbation,
+    load_suite,
+    perturb,
+    run_suite,
+)
+from ml_assets.core.comparison import (
+    _resample_weights,
+    mcnemar_exact,
+    paired_bootstrap_auc,
+    slice_comparison,
+    weighted_aucs,
+)
+from ml_assets.core.metrics import calibration, classification_metrics, group_fairness
+from ml_assets.settings import (
+    BehaviourGate,
+    ChampionGate,
+    FloorGate,
+    ReproducibilityGate,
+    SignificanceGate,
+    SliceGate,
+    load_settings,
+)
+
+CONTRACT = load_settings().dataset
+
+
+def test_ece_known_answer():
+    scores = np.array([0.1, 0.1, 0.9, 0.9])
+    y = np.array([0, 1, 1, 1])
+    # Bin 1: mean 0.1, default rate 0.5 -> 0.4 x half the rows; bin 9: 0.9 vs 1.0 -> 0.1 x half.
+    result = calibration(y, scores, bins=10)
+    assert result.ece == pytest.approx(0.25)
+    assert result.bin_rows == [2, 2]
+    assert result.brier == pytest.approx(np.mean((scores - y) ** 2))
+
+
+def test_ece_is_small_for_calibrated_scores():
+    rng = np.random.default_rng(0)
+    scores = rng.random(200_000)
+    y = (rng.random(200_000) < scores).astype(int)
+    assert calibration(y, scores, bins=10).ece < 0.01
+    assert calibration(y, np.clip(scores + 0.2, 0, 1), bins=10).ece > 0.1
+
+
+def test_weighted_aucs_match_sklearn_with_ties():
+    rng = np.random.default_rng(1)
+    y = (rng.random(500) < 0.3).astype(int)
+    scores = np.round(rng.random(500) + 0.3 * y, 1)  # coarse: many ties
+    weights = _resample_weights(rng, 5, 500)
+    expected = [roc_auc_score(y, scores, sample_weight=w) for w in weights]
+    assert weighted_aucs(y, scores, weights) == pytest.approx(expected)
+    assert weighted_aucs(y, scores, np.ones((1, 500)))[0] == pytest.approx(roc_auc_score(y, scores))
+
+
+def test_paired_bootstrap_separates_real_gain_from_noise():
+    rng = np.random.default_rng(2)
+    y = (rng.random(4000) < 0.2).astype(int)
+    noise = rng.normal(size=4000)
+    champion = noise + 0.8 * y
+    same = paired_bootstrap_auc(y, champion, champion, samples=300, confidence=0.95, seed=0)
+    assert same.difference == 0 and same.low == 0 and same.high == 0
+    better = paired_bootstrap_auc(
+        y, champion + 0.8 * y, champion, samples=300, confidence=0.95, seed=0
+    )
+    assert better.low > 0 and better.difference > 0
+    again = paired_bootstrap_auc(
+        y, champion + 0.8 * y, champion, samples=300, confidence=0.95, seed=0
+    )
+    assert again == better  # seeded
+
+
+def test_mcnemar_exact_known_answer():
+    # 10 rows only the challenger gets right, 2 only the champion: p = 2 * P(X <= 2 | 12, 0.5).
+    y = np.ones(12 + 5)
+    challenger = np.r_[np.ones(10), np.zeros(2), np.ones(5)]
+    champion = np.r_[np.zeros(10), np.ones(2), np.ones(5)]
+    result = mcnemar_exact(y, challenger, champion, threshold=0.5)
+    assert (result.only_challenger_right, result.only_champion_right) == (10, 2)
+    assert result.both_right == 5
+    assert result.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)
+
+
+def test_slice_comparison_tests_only_slices_beyond_tolerance():
+    rng = np.random.default_rng(3)
+    n = 6000
+    group = np.where(rng.random(n) < 0.5, "a", "b")
+    y = (rng.random(n) < 0.3).astype(int)
+    champion = rng.normal(size=n) + y
+    challenger = champion.copy()
+    challenger[group == "b"] = rng.normal(size=(group == "b").sum())  # slice b loses all signal
+    rows = slice_comparison(
+        {"group": group},
+        y,
+        challenger,
+        champion,
+        min_rows=100,
+        max_regression=0.03,
+        samples=200,
+        confidence=0.95,
+        seed=0,
+    )
+    by_value = {r["value"]: r for r in rows}
+    assert by_value["a"]["drop_low"] is None  # identical scores: no test needed
+    assert by_value["b"]["drop_low"] > 0.1
+    decision = gates.slice_regression(rows, SliceGate(min_rows=100, min_roc_auc=0.4))
+    assert not decision.passed and "group=b" in decision.reason
+
+
+def test_group_fairness_parity_difference():
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    scores = np.array([0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.9])
+    groups = pd.Series(["f"] * 4 + ["m"] * 4)
+    result = group_fairness(y, scores, groups, threshold=0.5)
+    assert result["demographic_parity_difference"] == pytest.approx(1.0 - 0.25)
+    assert {g["group"] for g in result["groups"]} == {"f", "m"}
+
+
+def test_metric_floors_and_champion_directions():
+    metrics = classification_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.8, 0.3, 0.6]), 0.5)
+    assert gates.metric_floors(metrics, FloorGate(min_roc_auc=0.9)).passed
+    failed = gates.metric_floors(metrics, FloorGate(max_log_loss=0.1))
+    assert not failed.passed and failed.margin < 0 and "log_loss" in failed.reason
+    worse = {**metrics, "log_loss": metrics["log_loss"] + 0.05}
+    regression = gates.champion_regression(
+        worse, metrics, ChampionGate(max_regression={"log_loss": 0.01})
+    )
+    assert not regression.passed and regression.reference == pytest.approx(metrics["log_loss"])
+    assert gates.champion_regression(worse, None, ChampionGate()).reason.startswith("no champion")
+
+
+def _comparison(low):
+    return {
+        "bootstrap": {"difference": 0.004, "low": low, "high": 0.01, "confidence": 0.95},
+        "mcnemar": {"p_value": 0.4, "only_challenger_right": 12, "only_champion_right": 9},
+    }
+
+
+def test_significance_rules():
+    non_inferior = SignificanceGate(rule="non_inferior", non_inferiority_margin=0.005)
+    superior = SignificanceGate(rule="superior", non_inferiority_margin=0.005)
+    assert gates.significance(_comparison(-0.002), non_inferior).passed
+    assert not gates.significance(_comparison(-0.002), superior).passed
+    assert gates.significance(_comparison(0.001), superior).passed
+    assert not gates.significance(_comparison(-0.02), non_inferior).passed
+    assert gates.significance(None, superior).passed
+
+
+def test_reproducibility_decisions():
+    same = {
+        "data_version": "d1",
+        "candidate_data_version": "d1",
+        "candidate_sha256": "a" * 64,
+        "retrained_sha256": "a" * 64,
+        "max_score_difference": 0.0,
+    }
+    policy = ReproducibilityGate()
+    assert gates.reproducibility(same, policy).passed
+    drifted = {**same, "retrained_sha256": "b" * 64, "max_score_difference": 0.01}
+    assert not gates.reproducibility(drifted, policy).passed
+    moved = {**same, "data_version": "d2"}
+    decision = gates.reproducibility(moved, policy)
+    assert not decision.passed and "d2" in decision.reason
+
+
+def _rows(n=50):
+    return pd.DataFrame(
+        {
+            "debt_to_income": np.linspace(0.1, 1.0, n),
+            "credit_score": np.linspace(500, 800, n).round(),
+            "sex": ["female", "male"] * (n // 2),
+            "loan_amount": np.full(n, 10_000.0),
+        }
+    )
+
+
+def test_perturbations_stay_in_the_contract():
+    rows = _rows()
+    up = perturb(rows, Perturbation(column="debt_to_income", add=10), CONTRACT)
+    assert up["debt_to_income"].max() == CONTRACT.numeric_columns["debt_to_income"].max
+    swapped = perturb(rows, Perturbation(column="sex", swap=("female", "male")), CONTRACT)
+    assert (swapped["sex"] != rows["sex"]).all()
+    reversed_ = perturb(rows, Perturbation(reverse_columns=True), CONTRACT)
+    assert list(reversed_.columns) == list(rows.columns)[::-1]
+    with pytest.raises(ValueError, match="exactly one"):
+        Perturbation(column="sex", add=1, swap=("a", "b"))
+
+
+def test_run_suite_catches_a_backwards_feature():
+    suite = BehaviourSuite.model_validate(
+        {
+            "directional": [
+                {"name": "more debt", "perturb": {"column": "debt_to_income", "add": 0.3}}
+            ],
+            "invariance": [
+                {"name": "sex", "perturb": {"column": "sex", "swap": ["female", "male"]}}
+            ],
+        }
+    )
+
+    def sensible(rows):
+        return rows["debt_to_income"].to_numpy() / 5
+
+    def backwards(rows):
+        return 1 - rows["debt_to_income"].to_numpy() / 5
+
+    def uses_sex(rows):
+        return (rows["sex"] == "female").to_numpy() * 0.5
+
+    ok = run_suite(suite, sensible, _rows(), CONTRACT, tolerance=0.01, max_failure_rate=0.0)
+    assert all(r.passed for r in ok)
+    bad = run_suite(suite, backwards, _rows(), CONTRACT, tolerance=0.01, max_failure_rate=0.0)
+    directional = next(r for r in bad if r.kind == "directional")
+    assert not directional.passed and directional.failures == 50 and directional.failing_sample
+    biased = run_suite(suite, uses_sex, _rows(), CONTRACT, tolerance=0.01, max_failure_rate=0.0)
+    assert not next(r for r in biased if r.kind == "invariance").passed
+    decision = gates.behaviour([r.__dict__ for r in bad], BehaviourGate(max_failure_rate=0.0))
+    assert not decision.passed and "more debt" in decision.reason
+
+
+def test_the_repository_cases_load_and_bad_cases_name_file_and_case(tmp_path):
+    suite = load_suite(load_settings().gates.behaviour.cases, CONTRACT)
+    assert suite.minimum_functionality and suite.invariance and suite.directional
+    bad = tmp_path / "cases.yaml"
+    bad.write_text(
+        "minimum_functionality:\n  - name: half an applicant\n    applicant: {income: 1}\n"
+        "    expect: {max_score: 0.1}\n"
+    )
+    with pytest.raises(ValueError, match=r"cases.yaml.*half an applicant.*missing"):
+        load_suite(bad, CONTRACT)
+
+
+def test_decide_reports_the_binding_criterion():
+    decision = gates.decide(
+        "g",
+        [
+            gates.Criterion("far", 0.9, 0.5, ">="),
+            gates.Criterion("near", 0.52, 0.5, ">="),
+        ],
+    )
+    assert decision.passed and decision.value == 0.52 and decision.margin == pytest.approx(0.04)
+    empty = gates.decide("g", [], empty_reason="nothing configured")
+    assert empty.passed and math.isinf(empty.margin) and empty.reason == "nothing configured"
