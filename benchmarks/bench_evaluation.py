@@ -48,14 +48,25 @@ def evaluation_steps(home: Path) -> list[tuple[str, float, dict, dict]]:
     out = []
     for record in reversed(instance.get_run_records()):
         run = record.dagster_run
-        steps = {}
+        steps, started = {}, {}
         breakdown = {}
         for entry in instance.all_logs(
-            run.run_id, of_type={DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+            run.run_id,
+            of_type={
+                DagsterEventType.STEP_START,
+                DagsterEventType.STEP_SUCCESS,
+                DagsterEventType.STEP_FAILURE,
+            },
         ):
             key = entry.step_key or ""
-            if key.startswith("evaluation_report"):
-                steps[key] = entry.dagster_event.event_specific_data.duration_ms / 1000
+            if not key.startswith("evaluation_report"):
+                continue
+            if entry.dagster_event.event_type == DagsterEventType.STEP_START:
+                started[key] = entry.timestamp
+            else:
+                steps[key] = entry.timestamp - started[key]
+                if entry.dagster_event.event_type == DagsterEventType.STEP_FAILURE:
+                    print(f"step {key} FAILED: {entry.dagster_event.event_specific_data.error}")
         for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
             materialization = entry.dagster_event.event_specific_data.materialization
             if materialization.asset_key.path == ["evaluation_report"]:

@@ -97,6 +97,8 @@ def main() -> int:
             features_dir=str(work / "raw/features"), labels_dir=str(work / "raw/labels")
         )
         raw["storage"].update(data_dir=str(work / "data"), mlflow_dir=str(work / "data/mlflow"))
+        # Relative paths resolve against the config's folder; the cases stay the repository's.
+        raw["gates"]["behaviour"]["cases"] = str(ROOT / raw["gates"]["behaviour"]["cases"])
         config = work / "pipeline.yaml"
         config.write_text(yaml.safe_dump(raw, sort_keys=False))
         home = work / "dagster_home"
