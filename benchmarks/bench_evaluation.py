@@ -25,6 +25,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_run import temp_project  # noqa: E402  (a sibling script, not a package)
 
 
 def _run(env: dict, *args: str) -> None:
@@ -87,19 +89,8 @@ def main() -> int:
     )
     work = Path(tempfile.mkdtemp(prefix="ml_assets_bench_eval_"))
     try:
-        raw = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
-        raw["dataset"].update(
-            features_dir=str(work / "raw/features"), labels_dir=str(work / "raw/labels")
-        )
-        raw["storage"].update(data_dir=str(work / "data"), mlflow_dir=str(work / "data/mlflow"))
-        raw["gates"]["behaviour"]["cases"] = str(ROOT / raw["gates"]["behaviour"]["cases"])
-        config = work / "pipeline.yaml"
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
-        home = work / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "ML_ASSETS_CONFIG": str(config), "DAGSTER_HOME": str(home)}
-        env.pop("MLFLOW_TRACKING_URI", None)
+        env, home = temp_project(work)
+        raw = yaml.safe_load(Path(env["ML_ASSETS_CONFIG"]).read_text())
         start = dt.date(2026, 1, 1)
         days = ["--days", str(args.days), "--rows-per-day", str(args.rows_per_day)]
         _run(env, "ml_assets.simulate", "--start", start.isoformat(), *days)

@@ -39,6 +39,28 @@ def import_seconds(repeat: int = 5) -> list[float]:
     return times
 
 
+def temp_project(work: Path) -> tuple[dict, Path]:
+    """A copy of pipeline.yaml whose data, stores and DAGSTER_HOME live under `work`.
+
+    Returns the environment that selects it (ML_ASSETS_CONFIG, DAGSTER_HOME) and the home.
+    """
+    raw = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
+    raw["dataset"].update(
+        features_dir=str(work / "raw/features"), labels_dir=str(work / "raw/labels")
+    )
+    raw["storage"].update(data_dir=str(work / "data"), mlflow_dir=str(work / "data/mlflow"))
+    # Relative paths resolve against the config's folder; the cases stay the repository's.
+    raw["gates"]["behaviour"]["cases"] = str(ROOT / raw["gates"]["behaviour"]["cases"])
+    config = work / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    home = work / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "ML_ASSETS_CONFIG": str(config), "DAGSTER_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env, home
+
+
 def timed_run(env: dict) -> float:
     started = time.perf_counter()
     subprocess.run(
@@ -92,20 +114,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="ml_assets_bench_"))
     try:
-        raw = yaml.safe_load((ROOT / "pipeline.yaml").read_text())
-        raw["dataset"].update(
-            features_dir=str(work / "raw/features"), labels_dir=str(work / "raw/labels")
-        )
-        raw["storage"].update(data_dir=str(work / "data"), mlflow_dir=str(work / "data/mlflow"))
-        # Relative paths resolve against the config's folder; the cases stay the repository's.
-        raw["gates"]["behaviour"]["cases"] = str(ROOT / raw["gates"]["behaviour"]["cases"])
-        config = work / "pipeline.yaml"
-        config.write_text(yaml.safe_dump(raw, sort_keys=False))
-        home = work / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "ML_ASSETS_CONFIG": str(config), "DAGSTER_HOME": str(home)}
-        env.pop("MLFLOW_TRACKING_URI", None)
+        env, home = temp_project(work)
 
         started = time.perf_counter()
         subprocess.run(
