@@ -146,6 +146,14 @@ def test_passing_path_all_gates_green(tmp_path, instance):
     run_id = client.get_model_version(name, "1").run_id
     logged = {a.path for a in client.list_artifacts(run_id, "evaluation")}
     assert {"evaluation/report.html", "evaluation/report.md", "evaluation/roc.png"} <= logged
+    tags = client.get_run(run_id).data.tags
+    assert tags["gate.candidate_training_is_reproducible"] == "pass"
+    reproducible = (
+        next(e for e in gates if e.check_name == "candidate_training_is_reproducible")
+        .metadata["evidence"]
+        .value
+    )
+    assert reproducible["candidate_sha256"] == reproducible["retrained_sha256"]
 
 
 def test_degraded_model_fails_the_floors(tmp_path, instance):
@@ -404,6 +412,11 @@ def test_candidate_whose_training_data_moved_is_not_reproducible(tmp_path, insta
     check = _check(result, "candidate_training_is_reproducible")
     assert not check.passed and check.metadata["decision"].value == "block"
     assert "training data is" in check.description
+    evidence = check.metadata["evidence"].value
+    assert (
+        evidence["candidate_sha256"]
+        and evidence["data_version"] != evidence["candidate_data_version"]
+    )
     assert "staging_model" not in _materialized(result)
     # A later staging attempt is refused too: the instance remembers the failed gate.
     again = dg.materialize(

@@ -210,6 +210,9 @@ def evaluation_report(
         candidate["run_id"], "test_ece", evaluation["candidate"]["calibration"]["ece"]
     )
     client.log_artifacts(candidate["run_id"], str(version_dir), "evaluation")
+    # The verdicts travel with the MLflow run too: the registry alone tells why a version moved.
+    for name, decision in decisions.items():
+        client.set_tag(candidate["run_id"], f"gate.{name}", "pass" if decision.passed else "fail")
     run = client.get_run(candidate["run_id"])
     timings["report"] = time.perf_counter() - started
     context.log.info(f"evaluation timings (s): { {k: round(v, 2) for k, v in timings.items()} }")

@@ -13,7 +13,7 @@ from ml_assets.assets.evaluation import evaluation_report, load_evaluation
 from ml_assets.assets.features import TRAINING_DATASET_FILE
 from ml_assets.assets.training import CANDIDATE_FILE, candidate_model
 from ml_assets.core.features import SPLIT_COLUMN, build_features
-from ml_assets.core.gates import GATES
+from ml_assets.core.gates import GATES, evidence_for
 from ml_assets.core.serving import (
     feature_differences,
     features_for_records,
@@ -57,6 +57,10 @@ def evaluation_gate(name: str, description: str) -> dg.AssetChecksDefinition:
                 "severity": severity,
                 "reason": decision.reason,
                 "criteria": markdown_table(pd.DataFrame(decision.table()), max_rows=60),
+                # What the gate decided on (e.g. the reproducibility gate's full hashes).
+                "evidence": dg.MetadataValue.json(
+                    json.loads(json.dumps(evidence_for(section, evaluation), default=float))
+                ),
             },
         )
 

@@ -435,3 +435,22 @@ GATES: dict[str, tuple[str, Decider]] = {
 def decide_all(evaluation: dict, gates: GateSettings) -> dict[str, GateDecision]:
     """Every evaluation gate's decision, keyed by its check name."""
     return {name: decider(evaluation, gates) for name, (_, decider) in GATES.items()}
+
+
+def evidence_for(section: str, evaluation: dict) -> Any:
+    """The part of the evaluation a gate decided on, for its check's metadata."""
+    champion = evaluation["champion"]
+    if section == "floors":
+        return evaluation["candidate"]["metrics"]
+    if section == "champion":
+        return {
+            "candidate": evaluation["candidate"]["metrics"],
+            "champion": champion and champion["metrics"],
+        }
+    if section in ("fairness", "calibration"):
+        return {
+            "candidate": evaluation["candidate"][section],
+            "champion": champion and champion[section],
+        }
+    key = {"significance": "comparison"}.get(section, section)
+    return evaluation[key]
