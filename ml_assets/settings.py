@@ -94,8 +94,8 @@ class TrainingSettings(_Strict):
 
 
 # Metrics where lower is better; every other metric is better when higher.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
-GATE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1", "ece"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+GATE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "f1"})
 
 
 class _Gate(_Strict):
@@ -135,6 +135,9 @@ class SliceGate(_Gate):
 
 
 class FairnessGate(_Gate):
+    # Groups with fewer test rows, or with one class only, are left out: their rates are noise
+    # (fairlearn counts the true-positive rate of a group without positives as 0).
+    min_group_rows: int = Field(200, ge=1)
     max_demographic_parity_difference: float = Field(0.1, ge=0, le=1)
     max_equalized_odds_difference: float = Field(0.1, ge=0, le=1)
     # Largest tolerated increase of either difference against the champion.
@@ -172,7 +175,7 @@ class BehaviourGate(_Gate):
 class SignificanceGate(_Gate):
     # non_inferior: the AUC difference's lower confidence bound is above -margin.
     # superior: additionally the lower bound is above 0 (a significant improvement).
-    rule: Literal["non_inferior", "superior"] = "non_inferior"
+    rule: Literal["non_inferior", "superior"] = "superior"
     confidence: float = Field(0.95, gt=0.5, lt=1)
     non_inferiority_margin: float = Field(0.01, ge=0, le=1)
     bootstrap_samples: int = Field(1000, ge=100)

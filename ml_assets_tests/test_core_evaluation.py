@@ -252,3 +252,56 @@ def test_decide_reports_the_binding_criterion():
     assert decision.passed and decision.value == 0.52 and decision.margin == pytest.approx(0.04)
     empty = gates.decide("g", [], empty_reason="nothing configured")
     assert empty.passed and math.isinf(empty.margin) and empty.reason == "nothing configured"
+
+
+def test_fairness_leaves_out_tiny_and_one_class_groups():
+    y = np.array([1, 1, 0, 0, 0, 0, 1, 0])
+    scores = np.array([0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.9, 0.1])
+    groups = pd.Series(["a", "a", "a", "a", "b", "b", "c", "c"])
+    # b has no positives (fairlearn would count its true-positive rate as 0).
+    result = group_fairness(y, scores, groups, threshold=0.5, min_group_rows=2)
+    assert result["excluded_groups"] == ["b"]
+    assert result["equalized_odds_difference"] == pytest.approx(0.0)
+    alone = group_fairness(y, scores, groups, threshold=0.5, min_group_rows=4)
+    assert alone["excluded_groups"] == ["b", "c"] and alone["groups"] == []
+
+
+def test_gate_verdicts_follow_the_current_policy():
+    rows = [
+        {
+            "column": "region",
+            "value": "north",
+            "rows": 600,
+            "candidate_roc_auc": 0.70,
+            "champion_roc_auc": 0.72,
+            "drop_low": None,
+            "drop_high": None,
+        }
+    ]
+    # Evaluated under a 0.03 tolerance (no interval needed); tightened to 0.01 it fails.
+    assert gates.slice_regression(rows, SliceGate(max_regression=0.03, min_rows=500)).passed
+    tight = gates.slice_regression(rows, SliceGate(max_regression=0.01, min_rows=500))
+    assert not tight.passed and "rematerialise" in tight.reason
+    assert gates.slice_regression(rows, SliceGate(min_rows=1000)).reason == (
+        "no slice reaches min_rows"
+    )
+    case = {
+        "kind": "directional",
+        "name": "more debt",
+        "rows": 1000,
+        "failures": 50,
+        "passed": True,
+        "detail": "",
+    }
+    assert gates.behaviour([case], BehaviourGate(max_failure_rate=0.1)).passed
+    assert not gates.behaviour([case], BehaviourGate(max_failure_rate=0.01)).passed
+
+
+def test_a_failing_gate_never_reports_a_positive_margin():
+    decision = gates.decide(
+        "g",
+        [gates.Criterion("ok", 0.9, 0.7, ">="), gates.Criterion("broken", math.nan, 0.7, ">=")],
+    )
+    assert not decision.passed and decision.margin < 0
+    held = gates.decide("g", [gates.Criterion("same file", 0.0, 0.0, "<=", binary=True)])
+    assert held.passed and math.isinf(held.margin)

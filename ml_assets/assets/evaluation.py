@@ -53,7 +53,9 @@ def _side(y: np.ndarray, scores: np.ndarray, test: pd.DataFrame, settings: Setti
             "bin_rows": curve.bin_rows,
         },
         "fairness": {
-            column: group_fairness(y, scores, test[column], gates.decision_threshold)
+            column: group_fairness(
+                y, scores, test[column], gates.decision_threshold, gates.fairness.min_group_rows
+            )
             for column in dataset.sensitive_columns
         },
     }

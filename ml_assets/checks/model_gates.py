@@ -50,7 +50,6 @@ def evaluation_gate(name: str, description: str) -> dg.AssetChecksDefinition:
                 "champion_value": decision.reference
                 if decision.reference is not None
                 else "no champion",
-                "margin": decision.margin if math.isfinite(decision.margin) else 1e9,
                 "decision": "pass"
                 if decision.passed
                 else ("block" if severity == "ERROR" else "flag (WARN)"),
@@ -58,6 +57,9 @@ def evaluation_gate(name: str, description: str) -> dg.AssetChecksDefinition:
                 "reason": decision.reason,
                 "criteria": markdown_table(pd.DataFrame(decision.table()), max_rows=60),
                 # What the gate decided on (e.g. the reproducibility gate's full hashes).
+                # Distance to the threshold on the passing side; absent when there is no
+                # threshold to be near (no champion, nothing to judge, a yes/no property).
+                **({"margin": decision.margin} if math.isfinite(decision.margin) else {}),
                 "evidence": dg.MetadataValue.json(
                     json.loads(json.dumps(evidence_for(section, evaluation), default=float))
                 ),

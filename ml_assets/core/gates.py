@@ -48,8 +48,11 @@ class Criterion:
     @property
     def margin(self) -> float:
         if self.binary:
-            return 1.0 if self.passed else -1.0
+            # Nothing to be near: a yes/no property is either held (no margin) or broken.
+            return math.inf if self.passed else -1.0
         margin = self._room()
+        if math.isnan(margin):
+            return 0.0 if self.passed else -1.0
         if self.verdict is not None:
             # An overridden verdict (a breach that is not significant, say) keeps the margin's
             # sign consistent with it: a pass never shows a negative margin, a failure never a
@@ -134,7 +137,9 @@ def decide(gate: str, criteria: list[Criterion], *, empty_reason: str = "") -> G
         value=binding.value,
         threshold=binding.threshold,
         reference=binding.reference,
-        margin=min(c.margin for c in criteria),
+        margin=-1.0
+        if failing and min(c.margin for c in criteria) >= 0
+        else min(c.margin for c in criteria),
         reason=reason,
         criteria=tuple(criteria),
     )
@@ -187,6 +192,8 @@ def slice_regression(slices: list[dict], policy: SliceGate) -> GateDecision:
     """Every large-enough slice reaches the floor and does not significantly regress."""
     criteria = []
     for s in slices:
+        if s["rows"] < policy.min_rows:
+            continue
         label = f"{s['column']}={s['value']}"
         criteria.append(
             Criterion(
@@ -201,7 +208,10 @@ def slice_regression(slices: list[dict], policy: SliceGate) -> GateDecision:
         if s.get("champion_roc_auc") is None:
             continue
         drop = s["champion_roc_auc"] - s["candidate_roc_auc"]
-        significant = s.get("drop_low") is not None and s["drop_low"] > 0
+        # A breach that was within the tolerance in force at evaluation time has no bootstrap
+        # interval: with the tighter tolerance now configured it counts until re-evaluated.
+        untested = drop > policy.max_regression and s.get("drop_low") is None
+        significant = untested or (s.get("drop_low") is not None and s["drop_low"] > 0)
         criteria.append(
             Criterion(
                 f"{label} drop vs champion",
@@ -214,6 +224,8 @@ def slice_regression(slices: list[dict], policy: SliceGate) -> GateDecision:
                 note=(
                     f"drop CI [{s['drop_low']:.4f}, {s['drop_high']:.4f}]"
                     if s.get("drop_low") is not None
+                    else "no interval at this tolerance: rematerialise evaluation_report"
+                    if untested
                     else "drop within tolerance: no significance test needed"
                 ),
             )
@@ -304,7 +316,6 @@ def behaviour(results: list[dict] | None, policy: BehaviourGate) -> GateDecision
                 policy.max_failure_rate,
                 "<=",
                 scale=policy.max_failure_rate or 0.01,
-                verdict=r["passed"],
                 note=r["detail"],
             )
         )

@@ -79,11 +79,16 @@ def calibration(y_true: np.ndarray, scores: np.ndarray, bins: int) -> Calibratio
 
 
 def group_fairness(
-    y_true: np.ndarray, scores: np.ndarray, groups: pd.Series, threshold: float
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    groups: pd.Series,
+    threshold: float,
+    min_group_rows: int = 1,
 ) -> dict:
     """Demographic parity and equalized odds differences across `groups` (fairlearn).
 
-    Also the per-group selection rate, true and false positive rates, for the report.
+    Groups with fewer than `min_group_rows` rows or a single class are left out (listed under
+    "excluded_groups"). Also the per-group selection rate, true and false positive rates.
     """
     from fairlearn.metrics import (
         MetricFrame,
@@ -94,8 +99,23 @@ def group_fairness(
         true_positive_rate,
     )
 
+    y_true = np.asarray(y_true)
     predicted = (np.asarray(scores) >= threshold).astype(int)
     groups = groups.astype(str).to_numpy()
+    excluded = sorted(
+        g
+        for g in set(groups)
+        if np.sum(groups == g) < min_group_rows or len(np.unique(y_true[groups == g])) < 2
+    )
+    kept = ~np.isin(groups, excluded)
+    y_true, predicted, groups = y_true[kept], predicted[kept], groups[kept]
+    if len(set(groups)) < 2:
+        return {
+            "demographic_parity_difference": 0.0,
+            "equalized_odds_difference": 0.0,
+            "groups": [],
+            "excluded_groups": excluded,
+        }
     frame = MetricFrame(
         metrics={
             "selection_rate": selection_rate,
@@ -116,4 +136,5 @@ def group_fairness(
             equalized_odds_difference(y_true, predicted, sensitive_features=groups)
         ),
         "groups": by_group.round(4).to_dict(orient="records"),
+        "excluded_groups": excluded,
     }
