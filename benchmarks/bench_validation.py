@@ -35,7 +35,7 @@ from ml_assets.checks.data_checks import (
 from ml_assets.core.batches import clear_cache, locate_batches, read_batch
 from ml_assets.core.expectations import build_profile
 from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
-from ml_assets.core.training import train_model
+from ml_assets.core.training import train_on_splits
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import DEFAULT_CONFIG as SETTINGS_PATH
 from ml_assets.settings import load_settings
@@ -131,15 +131,7 @@ def main() -> int:
 
     training = SETTINGS.training
     started = time.perf_counter()
-    booster = train_model(
-        examples[examples[SPLIT_COLUMN] == "train"],
-        examples[examples[SPLIT_COLUMN] == "validation"],
-        CONTRACT,
-        params=training.lightgbm,
-        num_boost_round=training.num_boost_round,
-        early_stopping_rounds=training.early_stopping_rounds,
-        seed=training.seed,
-    )
+    booster = train_on_splits(examples, CONTRACT, training)
     training_s = time.perf_counter() - started
     print(f"training on the same window: {training_s:.1f} s ({booster.num_trees()} trees)")
     print(

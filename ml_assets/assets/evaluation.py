@@ -19,7 +19,7 @@ from ml_assets.core.metrics import calibration, classification_metrics, group_fa
 from ml_assets.core.operational import measure_scoring
 from ml_assets.core.registry import download_model_file, version_for_alias
 from ml_assets.core.report import gate_table, render_html, render_markdown, render_plots
-from ml_assets.core.training import load_model, predict_scores, save_model, train_model
+from ml_assets.core.training import load_model, predict_scores, save_model, train_on_splits
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import Settings
 
@@ -68,15 +68,7 @@ def _reproducibility(
     settings = pipeline.settings
     training = settings.training
     window = json.loads((pipeline.features_dir / WINDOW_FILE).read_text())
-    booster = train_model(
-        examples[examples[SPLIT_COLUMN] == "train"],
-        examples[examples[SPLIT_COLUMN] == "validation"],
-        settings.dataset,
-        params=training.lightgbm,
-        num_boost_round=training.num_boost_round,
-        early_stopping_rounds=training.early_stopping_rounds,
-        seed=training.seed,
-    )
+    booster = train_on_splits(examples, settings.dataset, training)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.txt"
         sha = save_model(booster, path)

@@ -1,11 +1,17 @@
 """Ingestion: one daily partition per batch file present, fingerprinted for lineage."""
 
+import warnings
+
 import dagster as dg
 import pandas as pd
 
 from ml_assets.assets.common import batch_partitions, batches_of_run, markdown_table
 from ml_assets.core.batches import read_labels
 from ml_assets.resources import PipelineResource
+
+# Single-run backfills are chosen on purpose (one run gates a whole range of batches); Dagster
+# marks the parameter beta and would warn on every import of the code location.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 @dg.asset(

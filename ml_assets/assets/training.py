@@ -9,10 +9,9 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.assets.features import TRAINING_DATASET_FILE, WINDOW_FILE, training_dataset
-from ml_assets.core.features import SPLIT_COLUMN
 from ml_assets.core.lineage import git_commit
 from ml_assets.core.registry import MODEL_FILE, append_audit, register_version
-from ml_assets.core.training import save_model, train_model
+from ml_assets.core.training import save_model, train_on_splits
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 
@@ -33,15 +32,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     dataset, training = settings.dataset, settings.training
     examples = pd.read_parquet(pipeline.features_dir / TRAINING_DATASET_FILE)
     window = json.loads((pipeline.features_dir / WINDOW_FILE).read_text())
-    booster = train_model(
-        examples[examples[SPLIT_COLUMN] == "train"],
-        examples[examples[SPLIT_COLUMN] == "validation"],
-        dataset,
-        params=training.lightgbm,
-        num_boost_round=training.num_boost_round,
-        early_stopping_rounds=training.early_stopping_rounds,
-        seed=training.seed,
-    )
+    booster = train_on_splits(examples, dataset, training)
     mlflow = context.resources.mlflow
     commit = git_commit(PROJECT_ROOT)
     tags = {

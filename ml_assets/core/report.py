@@ -47,18 +47,15 @@ def _sections(evaluation: dict, decisions: dict[str, GateDecision], severities) 
     )
     fairness = pd.DataFrame(
         [
-            {"column": column, "model": who, **{k: v for k, v in row.items()}}
+            {
+                "column": column,
+                "model": who,
+                "demographic_parity_difference": round(result["demographic_parity_difference"], 4),
+                "equalized_odds_difference": round(result["equalized_odds_difference"], 4),
+            }
             for who, side in (("candidate", cand), ("champion", champ))
             if side
             for column, result in side["fairness"].items()
-            for row in [
-                {
-                    "demographic_parity_difference": round(
-                        result["demographic_parity_difference"], 4
-                    ),
-                    "equalized_odds_difference": round(result["equalized_odds_difference"], 4),
-                }
-            ]
         ]
     )
     groups = pd.DataFrame(
@@ -78,11 +75,7 @@ def _sections(evaluation: dict, decisions: dict[str, GateDecision], severities) 
     )
     comparison = evaluation["comparison"]
     significance = (
-        pd.DataFrame(
-            [
-                {**{f"bootstrap {k}": v for k, v in comparison["bootstrap"].items()}},
-            ]
-        ).T.reset_index()
+        pd.Series(comparison["bootstrap"]).rename_axis("bootstrap").reset_index(name="value")
         if comparison
         else pd.DataFrame([{"note": "no champion: nothing to compare"}])
     )

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.core.contract import DataContract
-from ml_assets.core.features import build_features, labels_to_binary
+from ml_assets.core.features import SPLIT_COLUMN, build_features, labels_to_binary
+
+if TYPE_CHECKING:
+    from ml_assets.settings import TrainingSettings
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -54,6 +57,23 @@ def train_model(
         num_boost_round=num_boost_round,
         valid_sets=[valid_set],
         callbacks=callbacks,
+    )
+
+
+def train_on_splits(
+    examples: pd.DataFrame, contract: DataContract, training: TrainingSettings
+) -> lgb.Booster:
+    """Train on the window's train split, early-stopping on its validation split, as
+    pipeline.yaml's training section says: the candidate, its reproducibility retrain and the
+    benchmarks all train through here, so "same config" holds by construction."""
+    return train_model(
+        examples[examples[SPLIT_COLUMN] == "train"],
+        examples[examples[SPLIT_COLUMN] == "validation"],
+        contract,
+        params=training.lightgbm,
+        num_boost_round=training.num_boost_round,
+        early_stopping_rounds=training.early_stopping_rounds,
+        seed=training.seed,
     )
 
 
