@@ -94,15 +94,3 @@ def timestamps_outside_day(stamps: pd.Series, day: str) -> pd.Series:
     parsed = pd.to_datetime(stamps, errors="coerce")
     end = pd.Timestamp(dt.date.fromisoformat(day) + dt.timedelta(days=1))
     return parsed.isna() | (parsed >= end)
-
-
-def labels_per_class(examples: pd.DataFrame, contract: DataContract) -> dict[str, dict[str, int]]:
-    """Label counts per split and class."""
-    counts = examples.groupby([SPLIT_COLUMN, contract.target_column]).size()
-    table: dict[str, dict[str, int]] = {}
-    for (split, label), n in counts.items():
-        table.setdefault(str(split), {})[str(label)] = int(n)
-    for split in table:
-        for label in contract.label_values:
-            table[split].setdefault(str(label), 0)
-    return table

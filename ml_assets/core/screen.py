@@ -1,0 +1,931 @@
+"""The screen: one vectorised pass over a run's batches that clears the batches every gate passes.
+
+Each data gate has a reference judge (pandas and pandera, in core.validation, core.expectations
+and core.integrity) that decides and explains: failure cases, failing rows, p-values. Judging a
+1,000,000-row window batch by batch that way takes longer than training on it. The screen reads
+every batch once (polars, both cores), computes per batch the quantities the gates decide on,
+and clears a batch for a gate only when that gate's rule passes with nothing to explain: no
+failing row, no unjoined id, every expectation inside its bound with margin to spare. Whatever
+the screen does not clear (a failure, a near miss, a file it cannot read as the reference reads
+it: CSV, sampled depth, unexpected types) goes to the reference judge, which then decides. So a
+failure is always decided and explained by the reference judge; the screen only saves time.
+ml_assets_tests/test_core_screen.py checks that every batch it clears passes the reference
+judge, on every simulator scenario and on hand-made corruptions.
+
+Single-feature AUCs are the one quantity the screen bounds instead of computing: values are
+binned, pairs in different bins are ordered exactly and pairs within a bin could go either way,
+which brackets the AUC. A batch is cleared when the upper end of that bracket is below the leak
+bound; its report gives the upper end as the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from ml_assets.core.batches import BatchFiles
+from ml_assets.core.contract import DataContract
+from ml_assets.core.expectations import (
+    CategoricalProfile,
+    NumericProfile,
+    Profile,
+    StatisticalPolicy,
+)
+from ml_assets.core.validation import GateReport
+
+DAY = "__day"
+LABEL = "__label"
+BINS = 2048
+# A p-value or effect is cleared only this far inside its bound, so that polars' and numpy's
+# last-bit differences can never clear a batch the reference judge would fail.
+MARGIN = 1e-6
+
+
+def _kind(t) -> str:
+    """The reference's reading of an arrow type: what pandas makes of it."""
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_timestamp(t) and t.tz is None:
+        return "timestamp"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "float"
+    return "other"
+
+
+def _label_kind(label_values: list) -> str:
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in label_values):
+        return "integer"
+    return "string" if all(isinstance(v, str) for v in label_values) else "unsupported"
+
+
+def _expected_kinds(contract: DataContract, with_target: bool) -> dict[str, set[str]]:
+    kinds = {
+        contract.id_column: {"string"},
+        contract.timestamp_column: {"timestamp"},
+        **{c: {"integer", "float"} for c in contract.numeric_columns},
+        **{c: {"string"} for c in contract.categorical_columns},
+    }
+    if with_target:
+        kinds[contract.target_column] = {_label_kind(contract.label_values)}
+    return kinds
+
+
+def _groups(
+    paths: Mapping[str, Path | None], kinds: dict[str, set[str]]
+) -> list[tuple[list[str], list[Path], list[int]]]:
+    """The days whose file the screen reads as the reference does, grouped by file schema.
+
+    Only parquet files whose columns are exactly `kinds` (no dictionary column, no time zone,
+    no stored index, no pandas categorical) qualify; the rest is the reference's to judge.
+    """
+    import pyarrow.parquet as pq
+
+    groups: dict[object, tuple[list[str], list[Path], list[int]]] = {}
+    for day, path in paths.items():
+        if path is None or path.suffix != ".parquet":
+            continue
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+        pandas_meta = (schema.metadata or {}).get(b"pandas", b"")
+        if b'"categorical"' in pandas_meta or set(schema.names) != set(kinds):
+            continue
+        if len(schema.names) != len(kinds) or any(
+            _kind(f.type) not in kinds[f.name] for f in schema
+        ):
+            continue
+        days, files, rows = groups.setdefault(schema.remove_metadata(), ([], [], []))
+        days.append(day)
+        files.append(path)
+        rows.append(metadata.num_rows)
+    return list(groups.values())
+
+
+def _read_group(files: list[Path], categorical: list[str]):
+    """The files as one arrow table in file order, categorical columns kept as dictionaries."""
+    import pyarrow.dataset as ds
+
+    options = ds.ParquetReadOptions(dictionary_columns=categorical)
+    fmt = ds.ParquetFileFormat(read_options=options)
+    return ds.dataset([str(f) for f in files], format=fmt).to_table()
+
+
+def _dictionary_codes(column, nulls_as: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Codes of a chunked dictionary column into its sorted values; nulls get len(values)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    unified = column.unify_dictionaries()
+    values = unified.chunk(0).dictionary.to_pylist() if unified.num_chunks else []
+    order = np.argsort(np.array(values, dtype=object)) if values else np.zeros(0, dtype=np.int64)
+    remap = np.empty(len(values) + 1, dtype=np.int64)
+    remap[order] = np.arange(len(values))
+    remap[len(values)] = len(values)
+    parts = [
+        pc.fill_null(chunk.indices.cast(pa.int64()), len(values)).to_numpy()
+        for chunk in unified.chunks
+    ]
+    raw = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return remap[raw], sorted(values)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What the screen proved: per gate, the reports of the batches it cleared."""
+
+    reports: dict[str, dict[str, GateReport]]
+
+    def cleared(self, gate: str) -> dict[str, GateReport]:
+        return self.reports.get(gate, {})
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """The thresholds the gates decide with (pipeline.yaml: validation)."""
+
+    contract: DataContract
+    policy: StatisticalPolicy
+    profile: Profile | None
+    max_failing_row_share: float
+    min_join_rate: float
+    max_single_feature_auc: float
+    labels_in_batch: bool
+
+
+class _Window:
+    """Batches of one file schema, stacked in day order, with their labels where screenable."""
+
+    def __init__(
+        self,
+        days: list[str],
+        files: list[Path],
+        rows: list[int],
+        label_paths: Mapping[str, Path | None],
+        settings: ScreenSettings,
+    ):
+        contract = settings.contract
+        self.days, self.contract = days, contract
+        self.rows = np.array(rows, dtype=np.int64)
+        self.numeric = list(contract.numeric_columns)
+        self.categorical = list(contract.categorical_columns)
+        table = _read_group(files, self.categorical)
+        if table.num_rows != self.rows.sum():
+            raise ValueError(f"batch files changed while being screened: {files[0].parent}")
+        self.day_of_row = np.repeat(np.arange(len(days), dtype=np.int64), self.rows)
+        self._codes = {c: _dictionary_codes(table.column(c)) for c in self.categorical}
+        frame = pl.from_arrow(table.drop_columns(self.categorical))
+        self.frame = frame.select(
+            pl.Series(DAY, self.day_of_row, dtype=pl.Int32),
+            pl.col(contract.id_column),
+            pl.col(contract.timestamp_column).cast(pl.Datetime("ns")),
+            *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in self.numeric],
+            *([pl.col(contract.target_column)] if settings.labels_in_batch else []),
+        )
+        self.labels = self._labels(label_paths, settings)
+
+    def per_day(self, exprs: list[pl.Expr]) -> pl.DataFrame:
+        """Aggregates per day, one row per day in `days` order (days without rows included)."""
+        grouped = self.frame.group_by(DAY).agg(exprs)
+        every = pl.DataFrame({DAY: np.arange(len(self.days), dtype=np.int32)})
+        return every.join(grouped, on=DAY, how="left").sort(DAY)
+
+    def codes(self, column: str) -> tuple[np.ndarray, list[str]]:
+        """Each row's category as an index into the sorted categories; nulls get the last index."""
+        return self._codes[column]
+
+    def category_counts(self, column: str) -> tuple[np.ndarray, list[str]]:
+        """(days x categories + 1) counts of each category per day; the last column counts nulls."""
+        codes, categories = self.codes(column)
+        width = len(categories) + 1
+        counts = np.bincount(self.day_of_row * width + codes, minlength=len(self.days) * width)
+        return counts.reshape(len(self.days), width), categories
+
+    def _labels(self, label_paths: Mapping[str, Path | None], settings: ScreenSettings) -> _Labels:
+        """Per day: label counts, and each batch row's label where the ids line up or join."""
+        contract = self.contract
+        id_, target = contract.id_column, contract.target_column
+        n_days = len(self.days)
+        if settings.labels_in_batch:
+            label_rows = self.frame.select(DAY, id_, target)
+            readable = np.ones(n_days, dtype=bool)
+        else:
+            kinds = {id_: {"string"}, target: {_label_kind(contract.label_values)}}
+            parts, readable = [], np.zeros(n_days, dtype=bool)
+            position = {day: i for i, day in enumerate(self.days)}
+            for days, files, rows in _groups({d: label_paths.get(d) for d in self.days}, kinds):
+                table = _read_group(files, [])
+                index = np.repeat([position[d] for d in days], rows)
+                part = pl.from_arrow(table).select(
+                    pl.Series(DAY, index, dtype=pl.Int32),
+                    id_,
+                    pl.col(target).cast(pl.Int64)
+                    if kinds[target] == {"integer"}
+                    else pl.col(target),
+                )
+                parts.append(part)
+                readable[[position[d] for d in days]] = True
+            if not parts:
+                return _Labels.none(n_days)
+            label_rows = pl.concat(parts).sort(DAY, maintain_order=True)
+        stats = label_rows.group_by(DAY).agg(
+            pl.len().alias("n"),
+            (~pl.col(target).is_in(contract.label_values)).fill_null(True).sum().alias("bad"),
+            (pl.col(target) == contract.positive_label).sum().alias("positives"),
+        )
+        labels = _Labels.none(n_days)
+        at = stats[DAY].to_numpy()
+        labels.n[at] = stats["n"].to_numpy()
+        labels.unique = _distinct_per_day(label_rows[id_], label_rows[DAY], n_days)
+        labels.bad[at] = stats["bad"].to_numpy()
+        labels.positives[at] = stats["positives"].to_numpy()
+        labels.readable = readable
+        y = (label_rows[target] == contract.positive_label).fill_null(False)
+        if settings.labels_in_batch or (
+            len(label_rows) == len(self.frame)
+            and bool((label_rows[DAY] == self.frame[DAY]).all())
+            and bool((label_rows[id_] == self.frame[id_]).fill_null(False).all())
+        ):
+            # Labels in batch order: each row's label is the label row beside it.
+            labels.y = y
+            labels.matched = np.where(readable, labels.n, 0)
+            return labels
+        # Otherwise join day by day (ids must be unique on both sides to line up).
+        offsets = np.concatenate([[0], np.cumsum(self.rows)])
+        label_offsets = np.concatenate([[0], np.cumsum(labels.n)])
+        lined_up = []
+        for i in range(n_days):
+            batch = self.frame.slice(int(offsets[i]), int(self.rows[i])).select(id_)
+            if readable[i] and labels.unique[i]:
+                day_labels = label_rows.slice(int(label_offsets[i]), int(labels.n[i]))
+                joined = batch.join(
+                    day_labels.select(id_, pl.lit(True).alias("__labelled"), target),
+                    on=id_,
+                    how="left",
+                    maintain_order="left",
+                )
+                labels.matched[i] = int(joined["__labelled"].sum())
+                lined_up.append(
+                    (joined[target] == contract.positive_label)
+                    .fill_null(False)
+                    .zip_with(
+                        joined["__labelled"].fill_null(False),
+                        pl.repeat(None, len(batch), dtype=pl.Boolean, eager=True),
+                    )
+                )
+            else:
+                lined_up.append(pl.repeat(None, len(batch), dtype=pl.Boolean, eager=True))
+        labels.y = pl.concat(lined_up) if lined_up else None
+        return labels
+
+
+@dataclass
+class _Labels:
+    """Per day of a window: the label counts the label gates decide on."""
+
+    n: np.ndarray
+    unique: np.ndarray  # every labelled id present and distinct
+    bad: np.ndarray  # label values outside the contract (nulls included)
+    positives: np.ndarray
+    readable: np.ndarray  # the day's labels could be read by the screen
+    matched: np.ndarray  # batch ids with a label (meaningful where ids are unique)
+    y: pl.Series | None = None  # each batch row: positive or not; null where it has no label
+
+    @classmethod
+    def none(cls, n_days: int) -> _Labels:
+        zeros = np.zeros(n_days, dtype=np.int64)
+        return cls(
+            zeros.copy(),
+            np.zeros(n_days, dtype=bool),
+            zeros.copy(),
+            zeros.copy(),
+            np.zeros(n_days, dtype=bool),
+            zeros.copy(),
+        )
+
+
+def screen_batches(batches: Mapping[str, BatchFiles], settings: ScreenSettings) -> Screened:
+    """Clear, gate by gate, every batch of `batches` the gate provably passes."""
+    contract = settings.contract
+    kinds = _expected_kinds(contract, settings.labels_in_batch)
+    reports: dict[str, dict[str, GateReport]] = {}
+    label_paths = {day: batch.labels for day, batch in batches.items()}
+    for days, files, rows in _groups({d: b.features for d, b in batches.items()}, kinds):
+        window = _Window(days, files, rows, label_paths, settings)
+        for gate, cleared in _screen_window(window, settings).items():
+            reports.setdefault(gate, {}).update(cleared)
+    return Screened(reports)
+
+
+def _distinct_per_day(ids: pl.Series, days: pl.Series, n_days: int) -> np.ndarray:
+    """Per day: every id present and distinct within its day."""
+    if ids.null_count() == 0 and ids.hash().n_unique() == len(ids):
+        return np.ones(n_days, dtype=bool)  # distinct hashes: distinct ids in the whole window
+    stats = (
+        pl.DataFrame({DAY: days, "id": ids})
+        .group_by(DAY)
+        .agg(((pl.col("id").n_unique() == pl.len()) & (pl.col("id").null_count() == 0)).alias("u"))
+    )
+    distinct = np.zeros(n_days, dtype=bool)
+    distinct[stats[DAY].to_numpy()] = stats["u"].to_numpy()
+    return distinct
+
+
+def _screen_window(window: _Window, settings: ScreenSettings) -> dict[str, dict[str, GateReport]]:
+    # One pass over the stacked rows for every per-day aggregate the gates need.
+    per_day = window.per_day(
+        [
+            *_schema_exprs(settings),
+            *_timestamp_exprs(settings.contract),
+            *_statistics_exprs(settings.profile, window.numeric),
+        ]
+    )
+    contract = settings.contract
+    window.unique_ids = _distinct_per_day(
+        window.frame[contract.id_column], window.frame[DAY], len(window.days)
+    )
+    return {
+        "raw_batches_match_schema": _schema(window, per_day, settings),
+        "raw_batches_timestamps_not_in_future": _timestamps(window, per_day),
+        "raw_batches_match_reference_profile": _statistics(window, per_day, settings),
+        "raw_labels_join_raw_batches": _label_join(window, settings),
+        "raw_labels_positive_rate_matches_reference": _positive_rate(window, settings),
+        "raw_labels_not_leaked_into_features": _leakage(window, settings),
+    }
+
+
+def _cleared(
+    check: str,
+    days: list[str],
+    passing: np.ndarray,
+    rows: np.ndarray,
+    value: np.ndarray | float,
+    threshold: float,
+    case_columns: list[str],
+    reason,
+) -> dict[str, GateReport]:
+    """The reports of the cleared days; one empty evidence table is shared by all of them."""
+    cases, sample = pd.DataFrame(columns=case_columns), pd.DataFrame()
+    values = np.broadcast_to(np.asarray(value, dtype=float), (len(days),))
+    return {
+        day: GateReport(
+            check,
+            day,
+            True,
+            int(rows[i]),
+            0,
+            float(values[i]),
+            threshold,
+            cases,
+            sample,
+            reason(i, day),
+        )
+        for i, day in enumerate(days)
+        if passing[i]
+    }
+
+
+def _schema_exprs(settings: ScreenSettings) -> list[pl.Expr]:
+    """Per day: failing values of the id, timestamp, numeric columns and in-batch target."""
+    contract = settings.contract
+    bad = [pl.col(contract.timestamp_column).is_null()]
+    for name, spec in contract.numeric_columns.items():
+        column = pl.col(name)
+        if not spec.nullable:
+            bad.append(column.is_null())
+        if spec.min is not None:
+            bad.append(column < spec.min)
+        if spec.max is not None:
+            bad.append(column > spec.max)
+    if settings.labels_in_batch:
+        target = pl.col(contract.target_column)
+        bad.append(target.is_null() | ~target.is_in(contract.label_values))
+    return [
+        pl.sum_horizontal([b.fill_null(False).sum() for b in bad]).alias("schema|failing"),
+    ]
+
+
+def _schema(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings):
+    """Days where every value conforms (categories included) and every id is distinct."""
+    failing = per_day["schema|failing"].to_numpy().astype(np.int64)
+    for name, allowed in settings.contract.categorical_columns.items():
+        counts, categories = window.category_counts(name)
+        outside = np.array([c not in allowed for c in [*categories, None]], dtype=bool)
+        failing += counts[:, outside].sum(axis=1)  # the last column counts nulls
+    passing = (window.rows > 0) & (failing == 0) & window.unique_ids
+    return _cleared(
+        "schema",
+        window.days,
+        passing,
+        window.rows,
+        0.0,
+        settings.max_failing_row_share,
+        ["schema_context", "column", "check", "failure_case", "index"],
+        lambda i, day: "every row conforms",
+    )
+
+
+def _timestamp_exprs(contract: DataContract) -> list[pl.Expr]:
+    stamp = pl.col(contract.timestamp_column)
+    return [stamp.max().alias("ts|latest"), stamp.null_count().alias("ts|nulls")]
+
+
+def _timestamps(window: _Window, per_day: pl.DataFrame):
+    """Days whose every timestamp is present and before the end of the day."""
+    contract = window.contract
+    ends = np.array(
+        [np.datetime64(dt.date.fromisoformat(d) + dt.timedelta(days=1), "ns") for d in window.days]
+    )
+    latest = per_day["ts|latest"].cast(pl.Datetime("ns")).to_numpy()
+    passing = (window.rows > 0) & (per_day["ts|nulls"].to_numpy() == 0) & (latest < ends)
+    return _cleared(
+        "timestamps",
+        window.days,
+        passing,
+        window.rows,
+        0.0,
+        0.0,
+        [contract.id_column, contract.timestamp_column],
+        lambda i, day: f"every timestamp is on or before {day}",
+    )
+
+
+def _clear(effect: np.ndarray, floor: float, alpha: float, p_value) -> np.ndarray:
+    """Where an expectation (fails when p < alpha and effect > floor) passes beyond doubt.
+
+    `p_value(mask)` gives the p-values of the days in `mask`; it is only asked for the days
+    whose effect exceeds the floor, so clean data never imports scipy.
+    """
+    with np.errstate(invalid="ignore"):
+        ok = effect <= floor * (1 - MARGIN)
+    need = ~ok
+    if need.any():
+        ok[need] = p_value(need) >= alpha * (1 + MARGIN)
+    return ok
+
+
+def _clip(rate: float) -> float:
+    return min(max(rate, 1e-6), 1 - 1e-6)
+
+
+def _binom_greater(count: np.ndarray, n: np.ndarray, expected: float):
+    """p-values (for a mask of days) that a rate exceeds `expected`: binomtest 'greater'."""
+
+    def p_value(mask: np.ndarray) -> np.ndarray:
+        from scipy import stats
+
+        k, m = count[mask], n[mask]
+        return np.where(m > 0, stats.binom.sf(k - 1, np.maximum(m, 1), _clip(expected)), 1.0)
+
+    return p_value
+
+
+def _statistics_exprs(profile: Profile | None, numeric: list[str]) -> list[pl.Expr]:
+    if profile is None:
+        return []
+    exprs = []
+    for c in (c for c in profile.numeric if c in numeric):
+        ref, column = profile.numeric[c], pl.col(c)
+        exprs += [
+            column.count().alias(f"{c}|count"),
+            column.mean().alias(f"{c}|mean"),
+            column.std(ddof=1).alias(f"{c}|std"),
+            ((column < ref.q_low) | (column > ref.q_high)).sum().alias(f"{c}|outside"),
+        ]
+    return exprs
+
+
+def _mean_p(mean: np.ndarray, count: np.ndarray, ref: NumericProfile):
+    """p-values of the reference's z-test on the mean, for a mask of days."""
+
+    def p_value(mask: np.ndarray) -> np.ndarray:
+        from scipy import stats
+
+        z = (mean[mask] - ref.mean) / (ref.std / np.sqrt(np.maximum(count[mask], 1)))
+        return 2 * stats.norm.sf(np.abs(z))
+
+    return p_value
+
+
+def _std_p(std: np.ndarray, count: np.ndarray, ref: NumericProfile):
+    """p-values of the reference's two-sided chi-square test on the variance."""
+
+    def p_value(mask: np.ndarray) -> np.ndarray:
+        from scipy import stats
+
+        n = count[mask]
+        statistic = (n - 1) * std[mask] ** 2 / ref.std**2
+        cdf = stats.chi2.cdf(statistic, np.maximum(n - 1, 1))
+        return 2 * np.minimum(cdf, 1 - cdf)
+
+    return p_value
+
+
+def _statistics(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings):
+    """Days where every statistical expectation holds against the profile, with margin."""
+    profile, policy = settings.profile, settings.policy
+    if profile is None:
+        return {}
+    numeric = [c for c in profile.numeric if c in window.numeric]
+    categorical = [c for c in profile.categorical if c in window.categorical]
+    n = window.rows
+    ok = n > 0
+    for c in numeric:
+        ref = profile.numeric[c]
+        count = per_day[f"{c}|count"].to_numpy().astype(np.int64)
+        mean = per_day[f"{c}|mean"].to_numpy().astype(float)
+        std = per_day[f"{c}|std"].to_numpy().astype(float)
+        outside = per_day[f"{c}|outside"].to_numpy().astype(np.int64)
+        if ref.std > 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                effect = np.abs(mean - ref.mean) / ref.std
+                ratio = np.maximum(std / ref.std, ref.std / std)
+            ok &= (count == 0) | _clear(
+                effect, policy.min_mean_shift_std, policy.alpha, _mean_p(mean, count, ref)
+            )
+            ok &= (count < 3) | (
+                (std > 0)
+                & _clear(ratio, policy.min_std_ratio, policy.alpha, _std_p(std, count, ref))
+            )
+        excess = np.where(count > 0, outside / np.maximum(count, 1) - _clip(ref.tail_share), 0.0)
+        ok &= _clear(
+            excess,
+            policy.min_tail_excess,
+            policy.alpha,
+            _binom_greater(outside, count, ref.tail_share),
+        )
+        ok &= _null_rate_clear(n - count, n, ref.null_rate, policy)
+    for c in categorical:
+        ok &= _categories_clear(window, c, profile.categorical[c], policy)
+    expectations = 4 * len(numeric) + 3 * len(categorical)
+    return _cleared(
+        "statistics",
+        window.days,
+        ok,
+        n,
+        0.0,
+        0.0,
+        [
+            "column",
+            "expectation",
+            "value",
+            "reference",
+            "threshold",
+            "p_value",
+            "failing_rows",
+            "detail",
+        ],
+        lambda i, day: (
+            f"{expectations} expectations hold against the reference ({profile.rows} rows)"
+        ),
+    )
+
+
+def _null_rate_clear(
+    nulls: np.ndarray, n: np.ndarray, reference: float, policy: StatisticalPolicy
+) -> np.ndarray:
+    safe = np.maximum(n, 1)
+    excess = np.where(n > 0, nulls / safe - _clip(reference), 0.0)
+    rate = np.where(n > 0, nulls / safe, 0.0)
+    p_value = _binom_greater(nulls, n, reference)
+    return _clear(excess, policy.min_null_rate_excess, policy.alpha, p_value) & (
+        rate <= policy.max_null_rate
+    )
+
+
+def _categories_clear(
+    window: _Window, column: str, ref: CategoricalProfile, policy: StatisticalPolicy
+) -> np.ndarray:
+    """Per day: null rate, category mix (distance and chi-square) and unseen share."""
+    counts, categories = window.category_counts(column)
+    ok = _null_rate_clear(counts[:, -1], window.rows, ref.null_rate, policy)
+    present = counts[:, :-1]
+    seen = np.array([c in ref.proportions for c in categories], dtype=bool)
+    unseen = present[:, ~seen].sum(axis=1)
+    totals = present.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok &= (totals == 0) | (unseen / totals <= policy.max_unseen_category_share * (1 - MARGIN))
+    for i in np.flatnonzero(ok & (totals > 0)):
+        # The reference's categories: the profile's and the day's own, in sorted order.
+        observed_of = {c: n for c, n in zip(categories, present[i], strict=True) if n}
+        names = sorted(set(ref.proportions) | set(observed_of))
+        observed = np.array([observed_of.get(k, 0) for k in names], dtype=float)
+        expected = np.array([ref.proportions.get(k, 0.0) for k in names]) + 1e-4
+        expected /= expected.sum()
+        distance = 0.5 * float(np.abs(observed / totals[i] - expected).sum())
+        if distance > policy.min_category_distance * (1 - MARGIN):
+            from scipy import stats
+
+            p = float(stats.chisquare(observed, expected * totals[i]).pvalue)
+            ok[i] = p >= policy.alpha * (1 + MARGIN)
+    return ok
+
+
+def _label_join(window: _Window, settings: ScreenSettings):
+    """Days where every batch row has exactly one allowed label and every label a batch row."""
+    contract, labels = settings.contract, window.labels
+    passing = (
+        labels.readable
+        & window.unique_ids
+        & labels.unique
+        & (labels.bad == 0)
+        & (labels.matched == labels.n)
+        & (labels.n == window.rows)
+        & (window.rows > 0)
+    )
+    return _cleared(
+        "label_join",
+        window.days,
+        passing,
+        window.rows,
+        1.0,
+        settings.min_join_rate,
+        ["problem", "id"],
+        lambda i, day: (
+            f"join rate {1.0:.4f} (batch->labels {1.0:.4f}, labels->batch {1.0:.4f}), "
+            f"0 label values outside {contract.label_values}, 0 duplicate labelled ids"
+        ),
+    )
+
+
+def _positive_rate(window: _Window, settings: ScreenSettings):
+    """Days whose positive rate is within the effect floor of the reference (no test needed)."""
+    profile, labels = settings.profile, window.labels
+    if profile is None or profile.positive_rate is None:
+        return {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = labels.positives / labels.n
+    floor = settings.policy.min_positive_rate_shift
+    passing = (
+        labels.readable
+        & (labels.n > 0)
+        & (np.abs(rate - _clip(profile.positive_rate)) <= floor * (1 - MARGIN))
+    )
+    return _cleared(
+        "positive_rate",
+        window.days,
+        passing,
+        labels.n,
+        0.0,
+        0.0,
+        ["column", "expectation", "value", "reference", "threshold"],
+        lambda i, day: f"positive rate {rate[i]:.4f} vs reference {profile.positive_rate:.4f}",
+    )
+
+
+def binned_auc_bounds(
+    codes: np.ndarray,
+    groups: np.ndarray,
+    y: np.ndarray,
+    n_groups: int,
+    n_bins: int,
+    *,
+    exact_bins: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, bounds (low, high) of the ROC AUC of a score that only bins order.
+
+    `codes` are the bins of the score (a higher bin is a higher score), `groups` the group of
+    each row. Pairs in different bins count exactly; pairs sharing a bin could be ordered either
+    way, so they count 0 in `low` and 1 in `high`, unless `exact_bins` says every bin holds one
+    value (then they are ties and count half in both). The exact AUC, ties counting half as in the
+    Mann-Whitney statistic, lies between the two.
+    """
+    key = np.asarray(groups, dtype=np.int64) * n_bins + codes
+    size = n_groups * n_bins
+    totals = np.bincount(key, minlength=size).reshape(n_groups, n_bins)
+    positives = np.bincount(key, weights=y, minlength=size).reshape(n_groups, n_bins)
+    negatives = totals - positives
+    below = np.cumsum(negatives, axis=1) - negatives  # negatives in strictly lower bins
+    ordered = (positives * below).sum(axis=1)
+    tied = (positives * negatives).sum(axis=1)
+    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    if exact_bins:
+        low = high = ordered + 0.5 * tied
+    else:
+        low, high = ordered, ordered + tied
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return low / pairs, high / pairs
+
+
+def bin_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int, bool]:
+    """(bin of each value, number of bins, whether each bin holds a single value).
+
+    Integer-valued columns with fewer distinct candidates than `n_bins` get one bin per integer;
+    other columns get bins of equal width between their 0.1% and 99.9% quantiles, with the tails
+    in the two end bins. `values` must be finite.
+    """
+    low, high = float(values.min()), float(values.max())
+    sample = values[:: max(1, len(values) // 20_000)]
+    if (
+        high - low < n_bins
+        and np.array_equal(sample, np.round(sample))
+        and np.array_equal(values, np.round(values))
+    ):
+        return (values - low).astype(np.int64), int(high - low) + 1, True
+    q_low, q_high = (float(q) for q in np.quantile(sample, [0.001, 0.999]))
+    if q_high <= q_low:
+        q_low, q_high = low, high
+    scaled = (values - q_low) * ((n_bins - 2) / (q_high - q_low))
+    np.floor(scaled, out=scaled)
+    np.maximum(scaled, -1, out=scaled)
+    np.minimum(scaled, n_bins - 2, out=scaled)
+    return scaled.astype(np.int64) + 1, n_bins, False
+
+
+def category_aucs(
+    codes: np.ndarray, groups: np.ndarray, y: np.ndarray, n_groups: int, n_codes: int
+) -> np.ndarray:
+    """Exact AUC per group of scoring each row by its category's positive rate in its group."""
+    key = np.asarray(groups, dtype=np.int64) * n_codes + codes
+    size = n_groups * n_codes
+    totals = np.bincount(key, minlength=size).reshape(n_groups, n_codes)
+    positives = np.bincount(key, weights=y, minlength=size).reshape(n_groups, n_codes)
+    negatives = totals - positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = positives / totals
+    higher = rate[:, :, None] > rate[:, None, :]
+    equal = rate[:, :, None] == rate[:, None, :]
+    pair = positives[:, :, None] * negatives[:, None, :]
+    wins = (pair * higher).sum(axis=(1, 2)) + 0.5 * (pair * equal).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return wins / (positives.sum(axis=1) * negatives.sum(axis=1))
+
+
+def auc_ceilings(
+    numeric: dict[str, np.ndarray],
+    categorical: dict[str, tuple[np.ndarray, int]],
+    groups: np.ndarray,
+    y: np.ndarray,
+    n_groups: int,
+) -> dict[str, np.ndarray]:
+    """Per group, an upper bound of each feature's folded single-feature AUC (see the module).
+
+    `numeric` holds finite scores; `categorical` holds category codes and their count, scored
+    exactly by their positive rate within the group, as the reference does.
+    """
+    ceilings = {}
+    for name, values in numeric.items():
+        codes, n_bins, exact = bin_codes(values, BINS)
+        low, high = binned_auc_bounds(codes, groups, y, n_groups, n_bins, exact_bins=exact)
+        ceilings[name] = np.maximum(high, 1 - low)
+    for name, (codes, n_codes) in categorical.items():
+        auc = category_aucs(codes, groups, y, n_groups, n_codes)
+        ceilings[name] = np.maximum(auc, 1 - auc)
+    return ceilings
+
+
+def _leakage(window: _Window, settings: ScreenSettings):
+    """Days on which no feature's AUC can reach the leak bound."""
+    labels = window.labels
+    # The reference joins one to one: days with repeated or missing ids are its to judge.
+    usable = labels.readable & labels.unique & window.unique_ids & (labels.bad == 0)
+    if labels.y is None or not usable.any():
+        return {}
+    labelled = labels.y.is_not_null().to_numpy() & usable[window.day_of_row]
+    every_row = bool(labelled.all())
+    y = labels.y.fill_null(False).to_numpy().astype(np.float64)
+    if not every_row:
+        y = y[labelled]
+    groups = window.day_of_row if every_row else window.day_of_row[labelled]
+    n_days = len(window.days)
+    frame = window.frame if every_row else window.frame.filter(pl.Series(labelled))
+    numeric, categorical = {}, {}
+    for name in window.numeric:
+        column = frame[name]
+        if column.null_count():
+            # The reference scores a missing value at the day's median.
+            column = frame.select(pl.col(name).fill_null(pl.col(name).median().over(DAY)))[name]
+        values = np.asarray(column.to_numpy(), dtype=np.float64)
+        if np.isfinite(values).all():
+            numeric[name] = values
+    for name in window.categorical:
+        codes, categories = window.codes(name)
+        codes = codes if every_row else codes[labelled]
+        if not (codes == len(categories)).any():  # nulls are the reference's to score
+            categorical[name] = (codes, len(categories))
+    ceilings = auc_ceilings(numeric, categorical, groups, y, n_days)
+    rows = np.bincount(groups, minlength=n_days)
+    positives = np.bincount(groups, weights=y, minlength=n_days)
+    complete = len(ceilings) == len(window.numeric) + len(window.categorical)
+    names = list(ceilings)
+    stacked = np.vstack([ceilings[n] for n in names]) if names else np.zeros((0, n_days))
+    with np.errstate(invalid="ignore"):
+        top = stacked.max(axis=0) if names else np.full(n_days, np.nan)
+    bound = settings.max_single_feature_auc
+    passing = (
+        usable & complete & (positives > 0) & (positives < rows) & (top <= bound * (1 - MARGIN))
+    )
+    reports = _cleared(
+        "leakage",
+        window.days,
+        passing,
+        rows,
+        top,
+        bound,
+        [],
+        lambda i, day: f"best single-feature ROC AUC at most {top[i]:.4f} (screened)",
+    )
+    for i, day in enumerate(window.days):
+        if day in reports:
+            order = np.argsort(-stacked[:, i])[:10]
+            table = pd.DataFrame(
+                {
+                    "feature": [names[k] for k in order],
+                    "single_feature_auc_at_most": stacked[order, i],
+                }
+            )
+            reports[day] = dataclasses.replace(reports[day], failure_cases=table)
+    return reports
+
+
+# --- the training window ------------------------------------------------------------------------
+
+
+def read_examples(path: Path) -> pl.DataFrame:
+    """The training dataset file, as the window gates read it."""
+    return pl.read_parquet(path)
+
+
+def _crosses_splits(keys: pl.Series, splits: pl.Series) -> bool:
+    """Whether any key value occurs in two different splits."""
+    names = splits.unique().drop_nulls().to_list()
+    parts = {name: keys.filter(splits == name) for name in names}
+    return splits.null_count() > 0 or any(
+        parts[a].is_in(parts[b].implode()).any()
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    )
+
+
+def splits_clear(examples: pl.DataFrame, contract: DataContract, split_column: str) -> bool:
+    """True when provably no id and no identical feature row sits in two splits.
+
+    Ids and feature rows are compared by 64-bit hash: equal values have equal hashes, so no
+    shared hash means nothing shared (a collision only sends the check to the exact reference).
+    """
+    columns = [c for c in contract.feature_columns if c in examples.columns]
+    splits = examples[split_column]
+    return not _crosses_splits(examples[contract.id_column].hash(), splits) and not (
+        _crosses_splits(examples.select(columns).hash_rows(), splits)
+    )
+
+
+def labels_per_class(
+    examples: pl.DataFrame, contract: DataContract, split_column: str
+) -> dict[str, dict[str, int]]:
+    """Label counts per split and class (every contract class listed, zero when absent)."""
+    counts = examples.group_by(split_column, contract.target_column).len()
+    table: dict[str, dict[str, int]] = {}
+    for split, label, n in counts.iter_rows():
+        table.setdefault(str(split), {})[str(label)] = int(n)
+    for split in table:
+        for label in contract.label_values:
+            table[split].setdefault(str(label), 0)
+    return dict(sorted((k, dict(sorted(v.items()))) for k, v in table.items()))
+
+
+def window_auc_ceiling(
+    examples: pl.DataFrame, contract: DataContract
+) -> tuple[float, pd.DataFrame] | None:
+    """Upper bound of the best single-feature AUC over `examples`, with each feature's bound.
+
+    None when some feature cannot be bounded here (a null category, an infinite value, one class).
+    """
+    y = (examples[contract.target_column] == contract.positive_label).fill_null(False)
+    y = y.to_numpy().astype(np.float64)
+    if y.sum() in (0, len(y)):
+        return None
+    numeric, categorical = {}, {}
+    for name in contract.numeric_columns:
+        if name not in examples.columns:
+            continue
+        column = examples[name].cast(pl.Float64).fill_nan(None)
+        values = column.fill_null(column.median()).to_numpy()
+        if not np.isfinite(values).all():
+            return None
+        numeric[name] = values
+    for name in contract.categorical_columns:
+        if name not in examples.columns:
+            continue
+        column = examples[name]
+        if column.null_count() or column.dtype != pl.String:
+            return None
+        categories = column.unique().sort()
+        codes = column.cast(pl.Enum(categories)).to_physical().to_numpy().astype(np.int64)
+        categorical[name] = (codes, len(categories))
+    groups = np.zeros(len(y), dtype=np.int64)
+    ceilings = {k: float(v[0]) for k, v in auc_ceilings(numeric, categorical, groups, y, 1).items()}
+    table = pd.DataFrame(
+        sorted(ceilings.items(), key=lambda kv: -kv[1])[:10],
+        columns=["feature", "single_feature_auc_at_most"],
+    )
+    return max(ceilings.values()), table
