@@ -24,14 +24,7 @@ import yaml
 
 from ml_assets import simulate
 from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE
-from ml_assets.checks.data_checks import (
-    BATCH_GATE_CHECKS,
-    JUDGES,
-    judge_run,
-    training_dataset_has_enough_labels_per_class,
-    training_dataset_has_no_leaking_feature,
-    training_dataset_splits_are_disjoint,
-)
+from ml_assets.checks.data_checks import BATCH_GATE_CHECKS, JUDGES, WINDOW_JUDGES, judge_run
 from ml_assets.core.batches import clear_cache, locate_batches, read_batch
 from ml_assets.core.expectations import build_profile
 from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
@@ -112,16 +105,18 @@ def main() -> int:
     )
     examples.to_parquet(pipeline.features_dir / TRAINING_DATASET_FILE, index=False)
 
+    # Both sides are measured warm: each step pays its imports once per process (polars and
+    # pyarrow's dataset reader for validation, about 0.2 s; lightgbm for training, about 1.6 s).
+    import lightgbm  # noqa: F401
+
+    import ml_assets.core.screen  # noqa: F401
+
     started = time.perf_counter()
     failures = judge_all(batches, pipeline)
     batch_s = time.perf_counter() - started
     window_started = time.perf_counter()
-    for check in (
-        training_dataset_splits_are_disjoint,
-        training_dataset_has_enough_labels_per_class,
-        training_dataset_has_no_leaking_feature,
-    ):
-        check(pipeline=pipeline)
+    for judge in WINDOW_JUDGES.values():  # what the three window checks call
+        judge(pipeline)
     window_s = time.perf_counter() - window_started
     validation_s = time.perf_counter() - started
     print(

@@ -120,23 +120,20 @@ def _read_group(files: list[Path], categorical: list[str]):
     return ds.dataset([str(f) for f in files], format=fmt).to_table()
 
 
-def _dictionary_codes(column, nulls_as: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """Codes of a chunked dictionary column into its sorted values; nulls get len(values)."""
-    import pyarrow as pa
+def _dictionary_codes(column) -> tuple[np.ndarray, list[str]]:
+    """Each row's index into the column's distinct values (one dictionary for all files).
+
+    Nulls get the index len(values). The parquet dictionaries are read as they are stored, so
+    no string is ever materialised.
+    """
     import pyarrow.compute as pc
 
-    unified = column.unify_dictionaries()
-    values = unified.chunk(0).dictionary.to_pylist() if unified.num_chunks else []
-    order = np.argsort(np.array(values, dtype=object)) if values else np.zeros(0, dtype=np.int64)
-    remap = np.empty(len(values) + 1, dtype=np.int64)
-    remap[order] = np.arange(len(values))
-    remap[len(values)] = len(values)
-    parts = [
-        pc.fill_null(chunk.indices.cast(pa.int64()), len(values)).to_numpy()
-        for chunk in unified.chunks
-    ]
-    raw = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    return remap[raw], sorted(values)
+    if column.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64), []
+    combined = column.unify_dictionaries().combine_chunks()
+    values = combined.dictionary.to_pylist()
+    codes = pc.fill_null(combined.indices, len(values)).to_numpy()
+    return codes.astype(np.int64), values
 
 
 @dataclass(frozen=True)
@@ -184,12 +181,16 @@ class _Window:
         self.day_of_row = np.repeat(np.arange(len(days), dtype=np.int64), self.rows)
         self._codes = {c: _dictionary_codes(table.column(c)) for c in self.categorical}
         frame = pl.from_arrow(table.drop_columns(self.categorical))
+        # Rows are in day order: a sorted day column lets group-bys run without hashing.
         self.frame = frame.select(
-            pl.Series(DAY, self.day_of_row, dtype=pl.Int32),
+            pl.Series(DAY, self.day_of_row, dtype=pl.Int32).set_sorted(),
             pl.col(contract.id_column),
             pl.col(contract.timestamp_column).cast(pl.Datetime("ns")),
             *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in self.numeric],
             *([pl.col(contract.target_column)] if settings.labels_in_batch else []),
+        )
+        self.unique_ids = _distinct_per_day(
+            self.frame[contract.id_column], self.frame[DAY], len(days)
         )
         self.labels = self._labels(label_paths, settings)
 
@@ -200,7 +201,7 @@ class _Window:
         return every.join(grouped, on=DAY, how="left").sort(DAY)
 
     def codes(self, column: str) -> tuple[np.ndarray, list[str]]:
-        """Each row's category as an index into the sorted categories; nulls get the last index."""
+        """Each row's category as an index into the categories; nulls get the last index."""
         return self._codes[column]
 
     def category_counts(self, column: str) -> tuple[np.ndarray, list[str]]:
@@ -237,6 +238,12 @@ class _Window:
             if not parts:
                 return _Labels.none(n_days)
             label_rows = pl.concat(parts).sort(DAY, maintain_order=True)
+        label_rows = label_rows.with_columns(pl.col(DAY).set_sorted())
+        aligned = settings.labels_in_batch or (
+            len(label_rows) == len(self.frame)
+            and bool((label_rows[DAY] == self.frame[DAY]).all())
+            and bool((label_rows[id_] == self.frame[id_]).fill_null(False).all())
+        )
         stats = label_rows.group_by(DAY).agg(
             pl.len().alias("n"),
             (~pl.col(target).is_in(contract.label_values)).fill_null(True).sum().alias("bad"),
@@ -245,16 +252,17 @@ class _Window:
         labels = _Labels.none(n_days)
         at = stats[DAY].to_numpy()
         labels.n[at] = stats["n"].to_numpy()
-        labels.unique = _distinct_per_day(label_rows[id_], label_rows[DAY], n_days)
+        # Labels in batch order carry the batch's ids: distinct exactly where the batch's are.
+        labels.unique = (
+            self.unique_ids.copy()
+            if aligned
+            else _distinct_per_day(label_rows[id_], label_rows[DAY], n_days)
+        )
         labels.bad[at] = stats["bad"].to_numpy()
         labels.positives[at] = stats["positives"].to_numpy()
         labels.readable = readable
         y = (label_rows[target] == contract.positive_label).fill_null(False)
-        if settings.labels_in_batch or (
-            len(label_rows) == len(self.frame)
-            and bool((label_rows[DAY] == self.frame[DAY]).all())
-            and bool((label_rows[id_] == self.frame[id_]).fill_null(False).all())
-        ):
+        if aligned:
             # Labels in batch order: each row's label is the label row beside it.
             labels.y = y
             labels.matched = np.where(readable, labels.n, 0)
@@ -348,10 +356,6 @@ def _screen_window(window: _Window, settings: ScreenSettings) -> dict[str, dict[
             *_timestamp_exprs(settings.contract),
             *_statistics_exprs(settings.profile, window.numeric),
         ]
-    )
-    contract = settings.contract
-    window.unique_ids = _distinct_per_day(
-        window.frame[contract.id_column], window.frame[DAY], len(window.days)
     )
     return {
         "raw_batches_match_schema": _schema(window, per_day, settings),
@@ -682,6 +686,20 @@ def _positive_rate(window: _Window, settings: ScreenSettings):
     )
 
 
+def _label_groups(groups: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's (group, label) as one integer: 2 * group + label, `y` holding 0 or 1."""
+    return np.asarray(groups, dtype=np.int64) * 2 + np.asarray(y, dtype=np.int64)
+
+
+def _counts_by_label(
+    label_groups: np.ndarray, codes: np.ndarray, n_groups: int, n_codes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(negatives, positives) per group and code, counted in one pass over the rows."""
+    key = codes * (2 * n_groups) + label_groups
+    counts = np.bincount(key, minlength=n_codes * n_groups * 2).reshape(n_codes, n_groups, 2)
+    return counts[:, :, 0].T.astype(np.float64), counts[:, :, 1].T.astype(np.float64)
+
+
 def binned_auc_bounds(
     codes: np.ndarray,
     groups: np.ndarray,
@@ -690,6 +708,7 @@ def binned_auc_bounds(
     n_bins: int,
     *,
     exact_bins: bool = False,
+    label_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per group, bounds (low, high) of the ROC AUC of a score that only bins order.
 
@@ -699,11 +718,9 @@ def binned_auc_bounds(
     value (then they are ties and count half in both). The exact AUC, ties counting half as in the
     Mann-Whitney statistic, lies between the two.
     """
-    key = np.asarray(groups, dtype=np.int64) * n_bins + codes
-    size = n_groups * n_bins
-    totals = np.bincount(key, minlength=size).reshape(n_groups, n_bins)
-    positives = np.bincount(key, weights=y, minlength=size).reshape(n_groups, n_bins)
-    negatives = totals - positives
+    if label_groups is None:
+        label_groups = _label_groups(groups, y)
+    negatives, positives = _counts_by_label(label_groups, codes, n_groups, n_bins)
     below = np.cumsum(negatives, axis=1) - negatives  # negatives in strictly lower bins
     ordered = (positives * below).sum(axis=1)
     tied = (positives * negatives).sum(axis=1)
@@ -742,14 +759,19 @@ def bin_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int, bool]:
 
 
 def category_aucs(
-    codes: np.ndarray, groups: np.ndarray, y: np.ndarray, n_groups: int, n_codes: int
+    codes: np.ndarray,
+    groups: np.ndarray,
+    y: np.ndarray,
+    n_groups: int,
+    n_codes: int,
+    *,
+    label_groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact AUC per group of scoring each row by its category's positive rate in its group."""
-    key = np.asarray(groups, dtype=np.int64) * n_codes + codes
-    size = n_groups * n_codes
-    totals = np.bincount(key, minlength=size).reshape(n_groups, n_codes)
-    positives = np.bincount(key, weights=y, minlength=size).reshape(n_groups, n_codes)
-    negatives = totals - positives
+    if label_groups is None:
+        label_groups = _label_groups(groups, y)
+    negatives, positives = _counts_by_label(label_groups, codes, n_groups, n_codes)
+    totals = negatives + positives
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = positives / totals
     higher = rate[:, :, None] > rate[:, None, :]
@@ -773,12 +795,15 @@ def auc_ceilings(
     exactly by their positive rate within the group, as the reference does.
     """
     ceilings = {}
+    label_groups = _label_groups(groups, y)
     for name, values in numeric.items():
         codes, n_bins, exact = bin_codes(values, BINS)
-        low, high = binned_auc_bounds(codes, groups, y, n_groups, n_bins, exact_bins=exact)
+        low, high = binned_auc_bounds(
+            codes, groups, y, n_groups, n_bins, exact_bins=exact, label_groups=label_groups
+        )
         ceilings[name] = np.maximum(high, 1 - low)
     for name, (codes, n_codes) in categorical.items():
-        auc = category_aucs(codes, groups, y, n_groups, n_codes)
+        auc = category_aucs(codes, groups, y, n_groups, n_codes, label_groups=label_groups)
         ceilings[name] = np.maximum(auc, 1 - auc)
     return ceilings
 
@@ -850,9 +875,9 @@ def _leakage(window: _Window, settings: ScreenSettings):
 # --- the training window ------------------------------------------------------------------------
 
 
-def read_examples(path: Path) -> pl.DataFrame:
-    """The training dataset file, as the window gates read it."""
-    return pl.read_parquet(path)
+def read_examples(path: Path, columns: list[str]) -> pl.DataFrame:
+    """The columns of the training dataset file the window gates read."""
+    return pl.read_parquet(path, columns=columns)
 
 
 def _crosses_splits(keys: pl.Series, splits: pl.Series) -> bool:
