@@ -96,7 +96,7 @@ def _file_state(path: Path) -> tuple:
     return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def _screen(batches: Batches, pipeline: PipelineResource):
+def screen_run(batches: Batches, pipeline: PipelineResource):
     """What the one-pass screen proves about the run's batches, shared by the six gates."""
     from ml_assets.core.screen import ScreenSettings, screen_batches
 
@@ -136,7 +136,7 @@ def screened(name: str, reference: Judge) -> Judge:
     def judge(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
         if pipeline.settings.validation.depth != "full" or not batches:
             return reference(batches, pipeline)
-        cleared = _screen(batches, pipeline).cleared(name)
+        cleared = screen_run(batches, pipeline).cleared(name)
         rest = {day: batch for day, batch in batches.items() if day not in cleared}
         return {**cleared, **(reference(rest, pipeline) if rest else {})}
 

@@ -695,8 +695,14 @@ def _counts_by_label(
     label_groups: np.ndarray, codes: np.ndarray, n_groups: int, n_codes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(negatives, positives) per group and code, counted in one pass over the rows."""
-    key = codes * (2 * n_groups) + label_groups
-    counts = np.bincount(key, minlength=n_codes * n_groups * 2).reshape(n_codes, n_groups, 2)
+    return _counts_from_keys(codes * (2 * n_groups) + label_groups, n_groups, n_codes)
+
+
+def _counts_from_keys(
+    keys: np.ndarray, n_groups: int, n_codes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of keys `code * 2 * n_groups + 2 * group + label`, as (negatives, positives)."""
+    counts = np.bincount(keys, minlength=n_codes * n_groups * 2).reshape(n_codes, n_groups, 2)
     return counts[:, :, 0].T.astype(np.float64), counts[:, :, 1].T.astype(np.float64)
 
 
@@ -721,6 +727,13 @@ def binned_auc_bounds(
     if label_groups is None:
         label_groups = _label_groups(groups, y)
     negatives, positives = _counts_by_label(label_groups, codes, n_groups, n_bins)
+    return _bounds_from_counts(negatives, positives, exact_bins)
+
+
+def _bounds_from_counts(
+    negatives: np.ndarray, positives: np.ndarray, exact_bins: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) AUC bounds per group (row) from counts per bin (column); see above."""
     below = np.cumsum(negatives, axis=1) - negatives  # negatives in strictly lower bins
     ordered = (positives * below).sum(axis=1)
     tied = (positives * negatives).sum(axis=1)
@@ -733,29 +746,57 @@ def binned_auc_bounds(
         return low / pairs, high / pairs
 
 
-def bin_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int, bool]:
-    """(bin of each value, number of bins, whether each bin holds a single value).
+@dataclass(frozen=True)
+class Bins:
+    """How a numeric score is binned: one bin per integer, or equal widths between quantiles."""
+
+    offset: float
+    scale: float
+    n_bins: int
+    exact: bool  # every bin holds a single value
+
+    def expr(self, column: pl.Expr) -> pl.Expr:
+        """The bin of each value (0 .. n_bins - 1), as a polars expression."""
+        if self.exact:
+            return (column - self.offset).cast(pl.Int64)
+        scaled = ((column - self.offset) * self.scale).floor().clip(-1, self.n_bins - 2)
+        return scaled.cast(pl.Int64) + 1
+
+
+def plan_bins(frame: pl.DataFrame, names: list[str], n_bins: int) -> dict[str, Bins]:
+    """Bins for each of `names` (finite, non-null float columns of `frame`).
 
     Integer-valued columns with fewer distinct candidates than `n_bins` get one bin per integer;
-    other columns get bins of equal width between their 0.1% and 99.9% quantiles, with the tails
-    in the two end bins. `values` must be finite.
+    other columns get bins of equal width between their 0.1% and 99.9% quantiles (estimated on
+    an evenly spaced sample), with the tails in the two end bins.
     """
-    low, high = float(values.min()), float(values.max())
-    sample = values[:: max(1, len(values) // 20_000)]
-    if (
-        high - low < n_bins
-        and np.array_equal(sample, np.round(sample))
-        and np.array_equal(values, np.round(values))
-    ):
-        return (values - low).astype(np.int64), int(high - low) + 1, True
-    q_low, q_high = (float(q) for q in np.quantile(sample, [0.001, 0.999]))
-    if q_high <= q_low:
-        q_low, q_high = low, high
-    scaled = (values - q_low) * ((n_bins - 2) / (q_high - q_low))
-    np.floor(scaled, out=scaled)
-    np.maximum(scaled, -1, out=scaled)
-    np.minimum(scaled, n_bins - 2, out=scaled)
-    return scaled.astype(np.int64) + 1, n_bins, False
+    if not names or len(frame) == 0:
+        return {}
+    extremes = frame.select(
+        *[pl.col(c).min().alias(f"{c}|min") for c in names],
+        *[pl.col(c).max().alias(f"{c}|max") for c in names],
+        *[(pl.col(c) != pl.col(c).round()).sum().alias(f"{c}|fractional") for c in names],
+    ).row(0, named=True)
+    sample = frame.select(names).gather_every(max(1, len(frame) // 20_000))
+    plans = {}
+    for c in names:
+        low, high = float(extremes[f"{c}|min"]), float(extremes[f"{c}|max"])
+        if high - low < n_bins and extremes[f"{c}|fractional"] == 0:
+            plans[c] = Bins(low, 1.0, int(high - low) + 1, True)
+            continue
+        q_low, q_high = (float(q) for q in np.quantile(sample[c].to_numpy(), [0.001, 0.999]))
+        if q_high <= q_low:
+            q_low, q_high = low, high
+        plans[c] = Bins(q_low, (n_bins - 2) / (q_high - q_low), n_bins, False)
+    return plans
+
+
+def bin_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, int, bool]:
+    """(bin of each value, number of bins, whether each bin holds a single value); see Bins."""
+    frame = pl.DataFrame({"v": np.asarray(values, dtype=np.float64)})
+    plan = plan_bins(frame, ["v"], n_bins)["v"]
+    codes = frame.select(plan.expr(pl.col("v")))["v"].to_numpy()
+    return codes, plan.n_bins, plan.exact
 
 
 def category_aucs(
@@ -771,6 +812,11 @@ def category_aucs(
     if label_groups is None:
         label_groups = _label_groups(groups, y)
     negatives, positives = _counts_by_label(label_groups, codes, n_groups, n_codes)
+    return _category_auc_from_counts(negatives, positives)
+
+
+def _category_auc_from_counts(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Per group (row), the AUC of scoring each category (column) by its positive rate."""
     totals = negatives + positives
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = positives / totals
@@ -782,8 +828,17 @@ def category_aucs(
         return wins / (positives.sum(axis=1) * negatives.sum(axis=1))
 
 
+def finite_scores(frame: pl.DataFrame, fills: dict[str, pl.Expr]) -> pl.DataFrame:
+    """The numeric scores `fills` computes, keeping only the columns with every value finite."""
+    scores = frame.select(**fills)
+    complete = scores.select(
+        (pl.all().is_finite().all() & (pl.all().null_count() == 0)).name.keep()
+    ).row(0, named=True)
+    return scores.select([c for c, ok in complete.items() if ok])
+
+
 def auc_ceilings(
-    numeric: dict[str, np.ndarray],
+    numeric: pl.DataFrame,
     categorical: dict[str, tuple[np.ndarray, int]],
     groups: np.ndarray,
     y: np.ndarray,
@@ -791,16 +846,23 @@ def auc_ceilings(
 ) -> dict[str, np.ndarray]:
     """Per group, an upper bound of each feature's folded single-feature AUC (see the module).
 
-    `numeric` holds finite scores; `categorical` holds category codes and their count, scored
-    exactly by their positive rate within the group, as the reference does.
+    `numeric` holds finite, non-null float scores (one column per feature); `categorical` holds
+    category codes and their count, scored exactly by their positive rate within the group, as
+    the reference does.
     """
     ceilings = {}
     label_groups = _label_groups(groups, y)
-    for name, values in numeric.items():
-        codes, n_bins, exact = bin_codes(values, BINS)
-        low, high = binned_auc_bounds(
-            codes, groups, y, n_groups, n_bins, exact_bins=exact, label_groups=label_groups
+    plans = plan_bins(numeric, numeric.columns, BINS)
+    # Bin and key every column in one polars pass (both cores), then count with numpy.
+    lg = pl.lit(pl.Series(label_groups))
+    keys = numeric.select(
+        [(plans[c].expr(pl.col(c)) * (2 * n_groups) + lg).alias(c) for c in numeric.columns]
+    )
+    for name in numeric.columns:
+        negatives, positives = _counts_from_keys(
+            keys[name].to_numpy(), n_groups, plans[name].n_bins
         )
+        low, high = _bounds_from_counts(negatives, positives, plans[name].exact)
         ceilings[name] = np.maximum(high, 1 - low)
     for name, (codes, n_codes) in categorical.items():
         auc = category_aucs(codes, groups, y, n_groups, n_codes, label_groups=label_groups)
@@ -823,15 +885,15 @@ def _leakage(window: _Window, settings: ScreenSettings):
     groups = window.day_of_row if every_row else window.day_of_row[labelled]
     n_days = len(window.days)
     frame = window.frame if every_row else window.frame.filter(pl.Series(labelled))
-    numeric, categorical = {}, {}
-    for name in window.numeric:
-        column = frame[name]
-        if column.null_count():
-            # The reference scores a missing value at the day's median.
-            column = frame.select(pl.col(name).fill_null(pl.col(name).median().over(DAY)))[name]
-        values = np.asarray(column.to_numpy(), dtype=np.float64)
-        if np.isfinite(values).all():
-            numeric[name] = values
+    # The reference scores a missing value at its day's median.
+    numeric = finite_scores(
+        frame,
+        {
+            c: pl.col(c).fill_null(pl.col(c).median().over(DAY)) if frame[c].null_count() else c
+            for c in window.numeric
+        },
+    )
+    categorical = {}
     for name in window.categorical:
         codes, categories = window.codes(name)
         codes = codes if every_row else codes[labelled]
@@ -880,14 +942,13 @@ def read_examples(path: Path, columns: list[str]) -> pl.DataFrame:
     return pl.read_parquet(path, columns=columns)
 
 
-def _crosses_splits(keys: pl.Series, splits: pl.Series) -> bool:
-    """Whether any key value occurs in two different splits."""
-    names = splits.unique().drop_nulls().to_list()
-    parts = {name: keys.filter(splits == name) for name in names}
-    return splits.null_count() > 0 or any(
-        parts[a].is_in(parts[b].implode()).any()
-        for i, a in enumerate(names)
-        for b in names[i + 1 :]
+def _crosses_splits(keys: pl.Series, masks: list[pl.Series]) -> bool:
+    """Whether any key value occurs in two of the splits given by `masks`."""
+    parts = [keys.filter(mask) for mask in masks]
+    return any(
+        parts[i].is_in(parts[j].implode()).any()
+        for i in range(len(parts))
+        for j in range(i + 1, len(parts))
     )
 
 
@@ -897,10 +958,13 @@ def splits_clear(examples: pl.DataFrame, contract: DataContract, split_column: s
     Ids and feature rows are compared by 64-bit hash: equal values have equal hashes, so no
     shared hash means nothing shared (a collision only sends the check to the exact reference).
     """
-    columns = [c for c in contract.feature_columns if c in examples.columns]
     splits = examples[split_column]
-    return not _crosses_splits(examples[contract.id_column].hash(), splits) and not (
-        _crosses_splits(examples.select(columns).hash_rows(), splits)
+    if splits.null_count():
+        return False
+    masks = [splits == name for name in splits.unique().to_list()]
+    columns = [c for c in contract.feature_columns if c in examples.columns]
+    return not _crosses_splits(examples[contract.id_column].hash(), masks) and not (
+        _crosses_splits(examples.select(columns).hash_rows(), masks)
     )
 
 
@@ -929,26 +993,26 @@ def window_auc_ceiling(
     y = y.to_numpy().astype(np.float64)
     if y.sum() in (0, len(y)):
         return None
-    numeric, categorical = {}, {}
-    for name in contract.numeric_columns:
-        if name not in examples.columns:
-            continue
-        column = examples[name].cast(pl.Float64).fill_nan(None)
-        values = column.fill_null(column.median()).to_numpy()
-        if not np.isfinite(values).all():
-            return None
-        numeric[name] = values
+    present = [c for c in contract.numeric_columns if c in examples.columns]
+    values = {c: pl.col(c).cast(pl.Float64).fill_nan(None) for c in present}
+    # The reference scores a missing value at the column's median.
+    numeric = finite_scores(examples, {c: v.fill_null(v.median()) for c, v in values.items()})
+    if numeric.width != len(present):
+        return None
+    groups = np.zeros(len(y), dtype=np.int64)
+    ceilings = {k: float(v[0]) for k, v in auc_ceilings(numeric, {}, groups, y, 1).items()}
+    positive = (pl.col(contract.target_column) == contract.positive_label).fill_null(False)
     for name in contract.categorical_columns:
         if name not in examples.columns:
             continue
-        column = examples[name]
-        if column.null_count() or column.dtype != pl.String:
+        if examples[name].null_count() or examples[name].dtype != pl.String:
             return None
-        categories = column.unique().sort()
-        codes = column.cast(pl.Enum(categories)).to_physical().to_numpy().astype(np.int64)
-        categorical[name] = (codes, len(categories))
-    groups = np.zeros(len(y), dtype=np.int64)
-    ceilings = {k: float(v[0]) for k, v in auc_ceilings(numeric, categorical, groups, y, 1).items()}
+        # Scored by its category's positive rate: only the counts per category matter.
+        counts = examples.group_by(name).agg(positive.sum().alias("pos"), pl.len().alias("n"))
+        positives = counts["pos"].to_numpy().astype(np.float64)[None, :]
+        negatives = counts["n"].to_numpy().astype(np.float64)[None, :] - positives
+        auc = float(_category_auc_from_counts(negatives, positives)[0])
+        ceilings[name] = max(auc, 1 - auc)
     table = pd.DataFrame(
         sorted(ceilings.items(), key=lambda kv: -kv[1])[:10],
         columns=["feature", "single_feature_auc_at_most"],
