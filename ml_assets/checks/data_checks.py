@@ -7,6 +7,7 @@ quarantine with their evidence. Severity per gate comes from pipeline.yaml (vali
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -160,17 +161,24 @@ def judge_run(
     reports: list[GateReport] = []
     quarantined: dict[str, str] = {}
     judged = judge(batches, pipeline) if batches else {}
-    for batch in batches.values():
-        report = judged[batch.day]
+    policy, ledger_dir = pipeline.gate_policy, pipeline.ledger_dir
+
+    def record(batch: BatchFiles) -> None:
         record_verdict(
-            pipeline.ledger_dir,
+            ledger_dir,
             name,
-            report,
+            judged[batch.day],
             batch,
             run_id=run_id,
             severity=severity,
-            policy=pipeline.gate_policy,
+            policy=policy,
         )
+
+    # One small file per batch: a few threads overlap the writes (list() re-raises any error).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(record, batches.values()))
+    for batch in batches.values():
+        report = judged[batch.day]
         if not report.passed and severity == "ERROR":
             quarantined[batch.day] = str(
                 quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
@@ -438,7 +446,11 @@ def _training_examples(pipeline: PipelineResource):
         contract.target_column,
         SPLIT_COLUMN,
     ]
-    return cached(("examples", _file_state(path), *columns), lambda: read_examples(path, columns))
+    categorical = [*contract.categorical_columns, SPLIT_COLUMN]
+    return cached(
+        ("examples", _file_state(path), *columns),
+        lambda: read_examples(path, columns, categorical),
+    )
 
 
 def _window_result(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
