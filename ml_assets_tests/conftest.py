@@ -45,9 +45,15 @@ class Project:
         return {"pipeline": self.pipeline, "mlflow": mlflow_tracking}
 
     def write_days(
-        self, start: dt.date, days: int, scenario: str = "stable", rows: int = 300
+        self,
+        start: dt.date,
+        days: int,
+        scenario: str = "stable",
+        rows: int = 300,
+        scenario_start: dt.date | None = None,
     ) -> list[str]:
-        """Write `days` demo batches from `start` (the scenario applies to all of them)."""
+        """Write `days` demo batches from `start`; the scenario applies from `scenario_start`
+        (default: all of them) to the last day."""
         s = self.settings
         simulate.write_demo(
             s.dataset.features_dir,
@@ -57,7 +63,7 @@ class Project:
             rows_per_day=rows,
             seed=7,
             scenario=scenario,
-            scenario_start=start,
+            scenario_start=scenario_start or start,
             scenario_end=start + dt.timedelta(days=days - 1),
         )
         return [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]

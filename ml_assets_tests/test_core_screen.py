@@ -43,16 +43,7 @@ SCENARIO_START = START + dt.timedelta(days=6)
 def _project(tmp_path, scenario="stable", days=9, rows=1500, **validation):
     project = make_project(tmp_path / "p", validation=validation)
     s = project.settings
-    simulate.write_demo(
-        s.dataset.features_dir,
-        s.dataset.labels_dir,
-        start=START,
-        days=days,
-        rows_per_day=rows,
-        seed=7,
-        scenario=scenario,
-        scenario_start=SCENARIO_START,
-    )
+    project.write_days(START, days, scenario, rows, scenario_start=SCENARIO_START)
     # The reference profile of the first days, as the training window would write it.
     first = locate_batches(s.dataset.features_dir, s.dataset.labels_dir)
     frames = [

@@ -38,7 +38,7 @@ from ml_assets.core.expectations import (
     Profile,
     StatisticalPolicy,
 )
-from ml_assets.core.validation import GateReport
+from ml_assets.core.validation import EXPECTATION_CASE_COLUMNS, GateReport
 
 DAY = "__day"
 LABEL = "__label"
@@ -578,16 +578,7 @@ def _statistics(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings
         n,
         0.0,
         0.0,
-        [
-            "column",
-            "expectation",
-            "value",
-            "reference",
-            "threshold",
-            "p_value",
-            "failing_rows",
-            "detail",
-        ],
+        EXPECTATION_CASE_COLUMNS,
         lambda i, day: (
             f"{expectations} expectations hold against the reference ({profile.rows} rows)"
         ),
@@ -681,7 +672,7 @@ def _positive_rate(window: _Window, settings: ScreenSettings):
         labels.n,
         0.0,
         0.0,
-        ["column", "expectation", "value", "reference", "threshold"],
+        EXPECTATION_CASE_COLUMNS,
         lambda i, day: f"positive rate {rate[i]:.4f} vs reference {profile.positive_rate:.4f}",
     )
 

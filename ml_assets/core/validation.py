@@ -16,6 +16,19 @@ if TYPE_CHECKING:
     import pandera.pandas as pa
 
 
+EXPECTATION_CASE_COLUMNS = [
+    "column",
+    "expectation",
+    "value",
+    "reference",
+    "threshold",
+    "p_value",
+    "failing_rows",
+    "detail",
+]
+"""The failure-case table of the statistical gates: one row per failed expectation."""
+
+
 @dataclass(frozen=True)
 class GateReport:
     """Outcome of one data gate on one batch: the decision and the evidence behind it."""
@@ -337,16 +350,7 @@ def _report_from_expectations(
             }
             for e in failed
         ],
-        columns=[
-            "column",
-            "expectation",
-            "value",
-            "reference",
-            "threshold",
-            "p_value",
-            "failing_rows",
-            "detail",
-        ],
+        columns=EXPECTATION_CASE_COLUMNS,
     )
     index = pd.Index(sorted({i for e in failed for i in e.failing_index}))
     reason = (
