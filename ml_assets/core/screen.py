@@ -237,7 +237,10 @@ class _Window:
                 readable[[position[d] for d in days]] = True
             if not parts:
                 return _Labels.none(n_days)
-            label_rows = pl.concat(parts).sort(DAY, maintain_order=True)
+            # One schema (the usual case) is already in day order; several need sorting.
+            label_rows = (
+                parts[0] if len(parts) == 1 else pl.concat(parts).sort(DAY, maintain_order=True)
+            )
         label_rows = label_rows.with_columns(pl.col(DAY).set_sorted())
         aligned = settings.labels_in_batch or (
             len(label_rows) == len(self.frame)
@@ -939,9 +942,11 @@ def read_examples(path: Path, columns: list[str], categorical: list[str]) -> pl.
     return pl.from_arrow(pq.read_table(path, columns=columns, read_dictionary=categorical))
 
 
-def _crosses_splits(keys: pl.Series, masks: list[pl.Series]) -> bool:
-    """Whether any key value occurs in two of the splits given by `masks`."""
-    parts = [keys.filter(mask) for mask in masks]
+def _crosses_splits(keys: pl.Series, splits: pl.Series) -> bool:
+    """Whether any key value occurs in two different splits."""
+    if keys.n_unique() == len(keys):
+        return False  # no value occurs twice at all (the usual case, and the cheap one)
+    parts = [keys.filter(splits == name) for name in splits.unique().to_list()]
     return any(
         parts[i].is_in(parts[j].implode()).any()
         for i in range(len(parts))
@@ -958,10 +963,9 @@ def splits_clear(examples: pl.DataFrame, contract: DataContract, split_column: s
     splits = examples[split_column]
     if splits.null_count():
         return False
-    masks = [splits == name for name in splits.unique().to_list()]
     columns = [c for c in contract.feature_columns if c in examples.columns]
-    return not _crosses_splits(examples[contract.id_column].hash(), masks) and not (
-        _crosses_splits(examples.select(columns).hash_rows(), masks)
+    return not _crosses_splits(examples[contract.id_column].hash(), splits) and not (
+        _crosses_splits(examples.select(columns).hash_rows(), splits)
     )
 
 
