@@ -158,6 +158,11 @@ def _future_stamp(f):
     return f
 
 
+def _missing_stamp(f):
+    f.loc[4, "application_ts"] = pd.NaT
+    return f
+
+
 def _extra_column(f):
     return f.assign(note="x")
 
@@ -180,6 +185,7 @@ def _category_dtype(f):
         ),
         (_unknown_category, {"raw_batches_match_schema"}),
         (_future_stamp, {"raw_batches_timestamps_not_in_future"}),
+        (_missing_stamp, {"raw_batches_match_schema", "raw_batches_timestamps_not_in_future"}),
         (_extra_column, set(GATES)),
         (_category_dtype, set(GATES)),
     ],

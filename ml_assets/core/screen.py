@@ -180,6 +180,7 @@ class _Window:
             raise ValueError(f"batch files changed while being screened: {files[0].parent}")
         self.day_of_row = np.repeat(np.arange(len(days), dtype=np.int64), self.rows)
         self._codes = {c: _dictionary_codes(table.column(c)) for c in self.categorical}
+        self._arrow_ids = table.column(contract.id_column)
         frame = pl.from_arrow(table.drop_columns(self.categorical))
         # Rows are in day order: a sorted day column lets group-bys run without hashing.
         self.frame = frame.select(
@@ -223,12 +224,22 @@ class _Window:
             kinds = {id_: {"string"}, target: {_label_kind(contract.label_values)}}
             parts, readable = [], np.zeros(n_days, dtype=bool)
             position = {day: i for i, day in enumerate(self.days)}
-            for days, files, rows in _groups({d: label_paths.get(d) for d in self.days}, kinds):
+            groups = _groups({d: label_paths.get(d) for d in self.days}, kinds)
+            aligned = False
+            for days, files, rows in groups:
                 table = _read_group(files, [])
+                # The usual delivery: one label file per batch, its rows in the batch's order.
+                # Compared in arrow, so the label ids never need converting.
+                aligned = (
+                    len(groups) == 1
+                    and days == self.days
+                    and rows == self.rows.tolist()
+                    and _same_values(table.column(id_), self._arrow_ids)
+                )
                 index = np.repeat([position[d] for d in days], rows)
-                part = pl.from_arrow(table).select(
+                part = pl.from_arrow(table.drop_columns([id_]) if aligned else table).select(
                     pl.Series(DAY, index, dtype=pl.Int32),
-                    id_,
+                    *([] if aligned else [id_]),
                     pl.col(target).cast(pl.Int64)
                     if kinds[target] == {"integer"}
                     else pl.col(target),
@@ -242,11 +253,7 @@ class _Window:
                 parts[0] if len(parts) == 1 else pl.concat(parts).sort(DAY, maintain_order=True)
             )
         label_rows = label_rows.with_columns(pl.col(DAY).set_sorted())
-        aligned = settings.labels_in_batch or (
-            len(label_rows) == len(self.frame)
-            and bool((label_rows[DAY] == self.frame[DAY]).all())
-            and bool((label_rows[id_] == self.frame[id_]).fill_null(False).all())
-        )
+        aligned = settings.labels_in_batch or aligned
         stats = label_rows.group_by(DAY).agg(
             pl.len().alias("n"),
             (~pl.col(target).is_in(contract.label_values)).fill_null(True).sum().alias("bad"),
@@ -297,6 +304,19 @@ class _Window:
                 lined_up.append(pl.repeat(None, len(batch), dtype=pl.Boolean, eager=True))
         labels.y = pl.concat(lined_up) if lined_up else None
         return labels
+
+
+def _same_values(left, right) -> bool:
+    """Two arrow columns equal row for row, nulls included."""
+    import pyarrow.compute as pc
+
+    return (
+        len(left) == len(right)
+        and left.type == right.type
+        and left.null_count == 0
+        and right.null_count == 0
+        and bool(pc.all(pc.equal(left, right)).as_py())
+    )
 
 
 @dataclass
@@ -402,37 +422,51 @@ def _cleared(
 
 
 def _schema_exprs(settings: ScreenSettings) -> list[pl.Expr]:
-    """Per day: failing values of the id, timestamp, numeric columns and in-batch target."""
+    """Per day: each numeric column's extremes and nulls; the in-batch target's bad values.
+
+    A day has no failing numeric value exactly when its minimum and maximum lie in the range and
+    it has no null where none is allowed, so three aggregates replace a mask per check.
+    """
     contract = settings.contract
-    bad = [pl.col(contract.timestamp_column).is_null()]
-    for name, spec in contract.numeric_columns.items():
+    exprs = []
+    for name in contract.numeric_columns:
         column = pl.col(name)
-        if not spec.nullable:
-            bad.append(column.is_null())
-        if spec.min is not None:
-            bad.append(column < spec.min)
-        if spec.max is not None:
-            bad.append(column > spec.max)
+        exprs += [
+            column.min().alias(f"{name}|min"),
+            column.max().alias(f"{name}|max"),
+            column.null_count().alias(f"{name}|nulls"),
+        ]
     if settings.labels_in_batch:
         target = pl.col(contract.target_column)
-        bad.append(target.is_null() | ~target.is_in(contract.label_values))
-    return [
-        pl.sum_horizontal([b.fill_null(False).sum() for b in bad]).alias("schema|failing"),
-    ]
+        bad = (target.is_null() | ~target.is_in(contract.label_values)).fill_null(True)
+        exprs.append(bad.sum().alias("target|bad"))
+    return exprs
 
 
 def _schema(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings):
     """Days where every value conforms (categories included) and every id is distinct."""
-    failing = per_day["schema|failing"].to_numpy().astype(np.int64)
-    for name, allowed in settings.contract.categorical_columns.items():
+    contract = settings.contract
+    ok = (window.rows > 0) & window.unique_ids & (per_day["ts|nulls"].to_numpy() == 0)
+    with np.errstate(invalid="ignore"):
+        for name, spec in contract.numeric_columns.items():
+            low = per_day[f"{name}|min"].to_numpy().astype(np.float64)
+            high = per_day[f"{name}|max"].to_numpy().astype(np.float64)
+            if spec.min is not None:
+                ok &= ~(low < spec.min)  # a day of nulls only has no minimum: nothing below
+            if spec.max is not None:
+                ok &= ~(high > spec.max)
+            if not spec.nullable:
+                ok &= per_day[f"{name}|nulls"].to_numpy() == 0
+    if settings.labels_in_batch:
+        ok &= per_day["target|bad"].to_numpy() == 0
+    for name, allowed in contract.categorical_columns.items():
         counts, categories = window.category_counts(name)
         outside = np.array([c not in allowed for c in [*categories, None]], dtype=bool)
-        failing += counts[:, outside].sum(axis=1)  # the last column counts nulls
-    passing = (window.rows > 0) & (failing == 0) & window.unique_ids
+        ok &= counts[:, outside].sum(axis=1) == 0  # the last column counts nulls
     return _cleared(
         "schema",
         window.days,
-        passing,
+        ok,
         window.rows,
         0.0,
         settings.max_failing_row_share,
