@@ -7,7 +7,6 @@ quarantine with their evidence. Severity per gate comes from pipeline.yaml (vali
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -161,24 +160,18 @@ def judge_run(
     reports: list[GateReport] = []
     quarantined: dict[str, str] = {}
     judged = judge(batches, pipeline) if batches else {}
-    policy, ledger_dir = pipeline.gate_policy, pipeline.ledger_dir
-
-    def record(batch: BatchFiles) -> None:
+    policy = pipeline.gate_policy  # a hash of the settings: computed once per gate run
+    for batch in batches.values():
+        report = judged[batch.day]
         record_verdict(
-            ledger_dir,
+            pipeline.ledger_dir,
             name,
-            judged[batch.day],
+            report,
             batch,
             run_id=run_id,
             severity=severity,
             policy=policy,
         )
-
-    # One small file per batch: a few threads overlap the writes (list() re-raises any error).
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(record, batches.values()))
-    for batch in batches.values():
-        report = judged[batch.day]
         if not report.passed and severity == "ERROR":
             quarantined[batch.day] = str(
                 quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
@@ -515,7 +508,11 @@ def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
 
     settings = pipeline.settings
     bound = settings.validation.max_single_feature_auc
-    examples = _training_examples(pipeline)
+    contract = settings.dataset
+    # Only the features and the label are scored: ids are not carried into the sample.
+    examples = _training_examples(pipeline).select(
+        *contract.feature_columns, contract.target_column
+    )
     if len(examples) > settings.validation.leakage_sample_rows:
         examples = examples.sample(n=settings.validation.leakage_sample_rows, seed=0)
     ceiling = window_auc_ceiling(examples, settings.dataset)
