@@ -3,14 +3,16 @@
 Each data gate has a reference judge (pandas and pandera, in core.validation, core.expectations
 and core.integrity) that decides and explains: failure cases, failing rows, p-values. Judging a
 1,000,000-row window batch by batch that way takes longer than training on it. The screen reads
-every batch once (polars, both cores), computes per batch the quantities the gates decide on,
+every batch once (pyarrow, categorical columns as their parquet dictionaries), stacks the batches
+in day order in polars (both cores), computes per batch the quantities the gates decide on,
 and clears a batch for a gate only when that gate's rule passes with nothing to explain: no
 failing row, no unjoined id, every expectation inside its bound with margin to spare. Whatever
 the screen does not clear (a failure, a near miss, a file it cannot read as the reference reads
 it: CSV, sampled depth, unexpected types) goes to the reference judge, which then decides. So a
 failure is always decided and explained by the reference judge; the screen only saves time.
 ml_assets_tests/test_core_screen.py checks that every batch it clears passes the reference
-judge, on every simulator scenario and on hand-made corruptions.
+judge, on every simulator scenario and on hand-made corruptions. The window gates' helpers at
+the end (splits, label counts, leakage bounds) follow the same rule for the training dataset.
 
 Single-feature AUCs are the one quantity the screen bounds instead of computing: values are
 binned, pairs in different bins are ordered exactly and pairs within a bin could go either way,
@@ -41,7 +43,6 @@ from ml_assets.core.expectations import (
 from ml_assets.core.validation import EXPECTATION_CASE_COLUMNS, GateReport
 
 DAY = "__day"
-LABEL = "__label"
 BINS = 2048
 # A p-value or effect is cleared only this far inside its bound, so that polars' and numpy's
 # last-bit differences can never clear a batch the reference judge would fail.
