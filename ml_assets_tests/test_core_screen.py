@@ -238,6 +238,87 @@ def test_labels_out_of_order_or_incomplete(tmp_path, change, cleared, leak_clear
     assert DAY in screened.cleared("raw_batches_match_schema")
 
 
+def _rewrite_arrow(project, day, column, change):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = project.settings.dataset.features_dir / f"{day}.parquet"
+    table = pq.read_table(path)
+    i = table.schema.get_field_index(column)
+    pq.write_table(table.set_column(i, column, change(table.column(i), pa)), path)
+
+
+def _nat_sentinel(project):
+    # The int64 minimum: arrow reads a date in 1677, pandas reads NaT.
+    def change(column, pa):
+        values = column.cast(pa.int64()).to_pylist()
+        values[0] = -(2**63)
+        return pa.array(values, pa.int64()).cast(pa.timestamp("ns"))
+
+    _rewrite_arrow(project, DAY, "application_ts", change)
+
+
+def _far_future(project):
+    # Beyond pandas' nanosecond range.
+    def change(column, pa):
+        values = column.cast(pa.timestamp("us")).to_pylist()
+        values[0] = dt.datetime(2500, 1, 1)
+        return pa.array(values, pa.timestamp("us"))
+
+    _rewrite_arrow(project, DAY, "application_ts", change)
+
+
+def _stored_index(project):
+    path = project.settings.dataset.features_dir / f"{DAY}.parquet"
+    pd.read_parquet(path).set_index("application_id").to_parquet(path)
+
+
+def _nullable_extension(project):
+    _rewrite(
+        project,
+        DAY,
+        lambda f: f.assign(employment_years=f["employment_years"].round().astype("Int64")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reference_fails"),
+    [
+        (_nat_sentinel, True),
+        (_far_future, True),
+        (_stored_index, True),
+        (_nullable_extension, False),  # pandas reads Int64 with <NA>; the reference copes
+    ],
+)
+def test_files_pandas_reads_differently_are_left_to_the_reference(
+    tmp_path, change, reference_fails
+):
+    """Found by review: each of these was cleared (or crashed the screen, or the reference)."""
+    project = _project(tmp_path)
+    change(project)
+    _, screened, reference = _screen_and_reference(project)
+    _assert_cleared_days_pass_the_reference(screened, reference)
+    assert DAY not in screened.cleared("raw_batches_match_schema")
+    assert any(not reference[g][DAY].passed for g in GATES) is reference_fails
+
+
+def test_degenerate_columns_do_not_break_the_screen(tmp_path):
+    """A constant fractional feature and labels that join nothing once crashed the bounds."""
+    project = _project(tmp_path)
+    s = project.settings
+    for day in ((START + dt.timedelta(days=i)).isoformat() for i in range(9)):
+        _rewrite(project, day, lambda f: f.assign(debt_to_income=0.35))
+        _rewrite(
+            project, day, lambda f: f.assign(application_id=f["application_id"] + "x"), labels=True
+        )
+    batches, screened, reference = _screen_and_reference(project)
+    _assert_cleared_days_pass_the_reference(screened, reference)
+    assert not screened.cleared("raw_labels_join_raw_batches")
+    assert not screened.cleared("raw_labels_not_leaked_into_features")
+    assert len(screened.cleared("raw_batches_match_schema")) == len(batches)
+    assert s.dataset.labels_dir is not None
+
+
 def test_csv_batches_and_labels_in_the_batch_are_handled(tmp_path):
     project = _project(tmp_path)
     s = project.settings

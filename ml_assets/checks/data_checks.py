@@ -353,8 +353,23 @@ def _leakage(batches: Batches, pipeline: PipelineResource) -> dict[str, GateRepo
     # Repeated ids are the schema and label-join gates' failures; leakage is measured on the
     # rows whose id occurs once on each side, so they cannot make the one-to-one join raise.
     key = settings.dataset.id_column
-    return {
-        day: check_label_leakage(
+    reports = {}
+    for day, frame in _all_rows(batches, pipeline).items():
+        if key not in frame.columns:
+            reports[day] = GateReport(
+                "leakage",
+                day,
+                False,
+                len(frame),
+                len(frame),
+                1.0,
+                settings.validation.max_single_feature_auc,
+                pd.DataFrame({"problem": [f"batch has no column {key!r}"]}),
+                frame.head(0),
+                f"the batch has no id column {key!r}: its labels cannot be joined",
+            )
+            continue
+        reports[day] = check_label_leakage(
             join_labels(
                 frame.drop_duplicates(subset=[key], keep=False),
                 labels[day].drop_duplicates(subset=[key], keep=False),
@@ -365,8 +380,7 @@ def _leakage(batches: Batches, pipeline: PipelineResource) -> dict[str, GateRepo
             max_auc=settings.validation.max_single_feature_auc,
             day=day,
         )
-        for day, frame in _all_rows(batches, pipeline).items()
-    }
+    return reports
 
 
 # The reference judges decide and explain; the gates run them behind the screen.

@@ -207,7 +207,8 @@ def check_against_profile(
     for name, ref in profile.numeric.items():
         if name not in frame.columns:
             continue
-        raw = pd.to_numeric(frame[name], errors="coerce")
+        # As floats: a nullable extension dtype (Int64) would give masks with NA in them.
+        raw = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         values = raw.dropna().to_numpy(dtype=float)
         effect, p = mean_shift_test(values, ref)
         results.append(

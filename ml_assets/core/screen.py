@@ -82,6 +82,37 @@ def _expected_kinds(contract: DataContract, with_target: bool) -> dict[str, set[
     return kinds
 
 
+# numpy dtypes pandas restores as themselves; anything else in a file's pandas metadata (an
+# extension dtype such as Int64 or string, a time zone, a categorical) reads differently.
+_PLAIN_NUMPY_TYPES = {
+    "object",
+    *(f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64)),
+    "float16",
+    "float32",
+    "float64",
+    *(f"datetime64[{unit}]" for unit in ("s", "ms", "us", "ns")),
+}
+
+
+def _pandas_reads_plainly(schema) -> bool:
+    """pandas reads the file's columns as the plain types arrow shows, with no stored index."""
+    import json
+
+    raw = (schema.metadata or {}).get(b"pandas")
+    if raw is None:
+        return True  # written without pandas: read by type alone
+    meta = json.loads(raw)
+    if any(isinstance(index, str) for index in meta.get("index_columns", [])):
+        return False  # a stored index: pandas moves that column out of the frame
+    return all(
+        column.get("name") == column.get("field_name")
+        and column.get("pandas_type") not in ("datetimetz", "categorical")
+        and column.get("numpy_type") in _PLAIN_NUMPY_TYPES
+        for column in meta.get("columns", [])
+        if column.get("field_name") in schema.names
+    )
+
+
 def _groups(
     paths: Mapping[str, Path | None], kinds: dict[str, set[str]]
 ) -> list[tuple[list[str], list[Path], list[int]]]:
@@ -98,8 +129,7 @@ def _groups(
             continue
         metadata = pq.read_metadata(path)
         schema = metadata.schema.to_arrow_schema()
-        pandas_meta = (schema.metadata or {}).get(b"pandas", b"")
-        if b'"categorical"' in pandas_meta or set(schema.names) != set(kinds):
+        if not _pandas_reads_plainly(schema) or set(schema.names) != set(kinds):
             continue
         if len(schema.names) != len(kinds) or any(
             _kind(f.type) not in kinds[f.name] for f in schema
@@ -187,7 +217,8 @@ class _Window:
         self.frame = frame.select(
             pl.Series(DAY, self.day_of_row, dtype=pl.Int32).set_sorted(),
             pl.col(contract.id_column),
-            pl.col(contract.timestamp_column).cast(pl.Datetime("ns")),
+            # Out of pandas' nanosecond range: null here, so the reference judges the day.
+            pl.col(contract.timestamp_column).cast(pl.Datetime("ns"), strict=False),
             *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in self.numeric],
             *([pl.col(contract.target_column)] if settings.labels_in_batch else []),
         )
@@ -241,7 +272,7 @@ class _Window:
                 part = pl.from_arrow(table.drop_columns([id_]) if aligned else table).select(
                     pl.Series(DAY, index, dtype=pl.Int32),
                     *([] if aligned else [id_]),
-                    pl.col(target).cast(pl.Int64)
+                    pl.col(target).cast(pl.Int64, strict=False)  # beyond int64: null, bad
                     if kinds[target] == {"integer"}
                     else pl.col(target),
                 )
@@ -447,7 +478,7 @@ def _schema_exprs(settings: ScreenSettings) -> list[pl.Expr]:
 def _schema(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings):
     """Days where every value conforms (categories included) and every id is distinct."""
     contract = settings.contract
-    ok = (window.rows > 0) & window.unique_ids & (per_day["ts|nulls"].to_numpy() == 0)
+    ok = (window.rows > 0) & window.unique_ids & _stamps_present(per_day)
     with np.errstate(invalid="ignore"):
         for name, spec in contract.numeric_columns.items():
             low = per_day[f"{name}|min"].to_numpy().astype(np.float64)
@@ -478,7 +509,17 @@ def _schema(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings):
 
 def _timestamp_exprs(contract: DataContract) -> list[pl.Expr]:
     stamp = pl.col(contract.timestamp_column)
-    return [stamp.max().alias("ts|latest"), stamp.null_count().alias("ts|nulls")]
+    return [
+        stamp.max().alias("ts|latest"),
+        stamp.min().alias("ts|earliest"),
+        stamp.null_count().alias("ts|nulls"),
+    ]
+
+
+def _stamps_present(per_day: pl.DataFrame) -> np.ndarray:
+    """Per day: no null timestamp, and none at the int64 minimum (pandas reads it as NaT)."""
+    earliest = per_day["ts|earliest"].cast(pl.Int64).to_numpy()
+    return (per_day["ts|nulls"].to_numpy() == 0) & (earliest > np.iinfo(np.int64).min)
 
 
 def _timestamps(window: _Window, per_day: pl.DataFrame):
@@ -488,7 +529,7 @@ def _timestamps(window: _Window, per_day: pl.DataFrame):
         [np.datetime64(dt.date.fromisoformat(d) + dt.timedelta(days=1), "ns") for d in window.days]
     )
     latest = per_day["ts|latest"].cast(pl.Datetime("ns")).to_numpy()
-    passing = (window.rows > 0) & (per_day["ts|nulls"].to_numpy() == 0) & (latest < ends)
+    passing = (window.rows > 0) & _stamps_present(per_day) & (latest < ends)
     return _cleared(
         "timestamps",
         window.days,
@@ -583,10 +624,15 @@ def _statistics(window: _Window, per_day: pl.DataFrame, settings: ScreenSettings
     ok = n > 0
     for c in numeric:
         ref = profile.numeric[c]
-        count = per_day[f"{c}|count"].to_numpy().astype(np.int64)
+        count = per_day[f"{c}|count"].fill_null(0).to_numpy().astype(np.int64)
         mean = per_day[f"{c}|mean"].to_numpy().astype(float)
         std = per_day[f"{c}|std"].to_numpy().astype(float)
-        outside = per_day[f"{c}|outside"].to_numpy().astype(np.int64)
+        outside = per_day[f"{c}|outside"].fill_null(0).to_numpy().astype(np.int64)
+        # Far from zero relative to its spread, a mean or a deviation loses digits to rounding
+        # (polars' and numpy's differ by 1e-5 at |mean|/std near 1e13): such days are the
+        # reference's to judge.
+        with np.errstate(invalid="ignore"):
+            ok &= (count < 2) | ((np.abs(mean) <= 1e6 * std) & (abs(ref.mean) <= 1e6 * ref.std))
         if ref.std > 0:
             with np.errstate(invalid="ignore", divide="ignore"):
                 effect = np.abs(mean - ref.mean) / ref.std
@@ -795,9 +841,11 @@ class Bins:
 def plan_bins(frame: pl.DataFrame, names: list[str], n_bins: int) -> dict[str, Bins]:
     """Bins for each of `names` (finite, non-null float columns of `frame`).
 
-    Integer-valued columns with fewer distinct candidates than `n_bins` get one bin per integer;
-    other columns get bins of equal width between their 0.1% and 99.9% quantiles (estimated on
-    an evenly spaced sample), with the tails in the two end bins.
+    Integer-valued columns with fewer distinct candidates than `n_bins` get one bin per integer,
+    a constant column one bin; other columns get bins of equal width between their 0.1% and
+    99.9% quantiles (estimated on an evenly spaced sample), with the tails in the two end bins.
+    A column whose span cannot be scaled in floating point (near the limits of a double) gets
+    no bins: its AUC is left to the reference.
     """
     if not names or len(frame) == 0:
         return {}
@@ -810,13 +858,20 @@ def plan_bins(frame: pl.DataFrame, names: list[str], n_bins: int) -> dict[str, B
     plans = {}
     for c in names:
         low, high = float(extremes[f"{c}|min"]), float(extremes[f"{c}|max"])
+        if high == low:
+            plans[c] = Bins(low, 1.0, 1, True)
+            continue
         if high - low < n_bins and extremes[f"{c}|fractional"] == 0:
             plans[c] = Bins(low, 1.0, int(high - low) + 1, True)
             continue
         q_low, q_high = (float(q) for q in np.quantile(sample[c].to_numpy(), [0.001, 0.999]))
         if q_high <= q_low:
             q_low, q_high = low, high
-        plans[c] = Bins(q_low, (n_bins - 2) / (q_high - q_low), n_bins, False)
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = (n_bins - 2) / (q_high - q_low)
+            extreme = max(abs(low - q_low), abs(high - q_low)) * scale
+        if np.isfinite(scale) and np.isfinite(extreme):
+            plans[c] = Bins(q_low, scale, n_bins, False)
     return plans
 
 
@@ -885,9 +940,9 @@ def auc_ceilings(
     # Bin and key every column in one polars pass (both cores), then count with numpy.
     lg = pl.lit(pl.Series(label_groups))
     keys = numeric.select(
-        [(plans[c].expr(pl.col(c)) * (2 * n_groups) + lg).alias(c) for c in numeric.columns]
+        [(plans[c].expr(pl.col(c)) * (2 * n_groups) + lg).alias(c) for c in plans]
     )
-    for name in numeric.columns:
+    for name in plans:
         negatives, positives = _counts_from_keys(
             keys[name].to_numpy(), n_groups, plans[name].n_bins
         )
@@ -907,6 +962,8 @@ def _leakage(window: _Window, settings: ScreenSettings):
     if labels.y is None or not usable.any():
         return {}
     labelled = labels.y.is_not_null().to_numpy() & usable[window.day_of_row]
+    if not labelled.any():
+        return {}
     every_row = bool(labelled.all())
     y = labels.y.fill_null(False).to_numpy().astype(np.float64)
     if not every_row:
@@ -999,8 +1056,13 @@ def splits_clear(examples: pl.DataFrame, contract: DataContract, split_column: s
     if splits.null_count():
         return False
     columns = [c for c in contract.feature_columns if c in examples.columns]
+    features = examples.select(columns)
+    # pandas, which the reference compares in, treats NaN as missing: so does the hash here.
+    nans = [c for c in columns if features[c].dtype.is_float() and features[c].is_nan().any()]
+    if nans:
+        features = features.with_columns(pl.col(nans).fill_nan(None))
     return not _crosses_splits(examples[contract.id_column].hash(), splits) and not (
-        _crosses_splits(examples.select(columns).hash_rows(), splits)
+        _crosses_splits(features.hash_rows(), splits)
     )
 
 
@@ -1037,6 +1099,8 @@ def window_auc_ceiling(
         return None
     groups = np.zeros(len(y), dtype=np.int64)
     ceilings = {k: float(v[0]) for k, v in auc_ceilings(numeric, {}, groups, y, 1).items()}
+    if len(ceilings) != len(present):
+        return None  # a column the bins cannot scale: the exact AUCs decide
     positive = (pl.col(contract.target_column) == contract.positive_label).fill_null(False)
     for name in contract.categorical_columns:
         if name not in examples.columns:
