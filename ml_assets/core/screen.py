@@ -151,6 +151,20 @@ def _read_group(files: list[Path], categorical: list[str]):
     return ds.dataset([str(f) for f in files], format=fmt).to_table()
 
 
+def _as_pandas_numbers(column: pl.Series) -> pl.Expr:
+    """The column as pandas sees its numbers: NaN is missing. Copied only when it must be.
+
+    Integers stay as they are (every aggregate the gates take works on them); float64 is copied
+    only when it holds a NaN; narrower floats become float64, as the reference reads them.
+    """
+    expr = pl.col(column.name)
+    if column.dtype.is_integer():
+        return expr
+    if column.dtype != pl.Float64:
+        return expr.cast(pl.Float64).fill_nan(None)
+    return expr.fill_nan(None) if column.is_nan().any() else expr
+
+
 def _dictionary_codes(column) -> tuple[np.ndarray, list[str]]:
     """Each row's index into the column's distinct values (one dictionary for all files).
 
@@ -219,7 +233,7 @@ class _Window:
             pl.col(contract.id_column),
             # Out of pandas' nanosecond range: null here, so the reference judges the day.
             pl.col(contract.timestamp_column).cast(pl.Datetime("ns"), strict=False),
-            *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in self.numeric],
+            *[_as_pandas_numbers(frame[c]) for c in self.numeric],
             *([pl.col(contract.target_column)] if settings.labels_in_batch else []),
         )
         self.unique_ids = _distinct_per_day(
