@@ -19,6 +19,7 @@ from ml_assets.core.batches import (
     BatchFiles,
     batch_windows,
     cached,
+    contents_key,
     list_batch_files,
     read_batch,
     read_batches,
@@ -106,7 +107,7 @@ def screen_run(batches: Batches, pipeline: PipelineResource):
         "screen",
         _file_state(Path(settings.source)),
         _file_state(pipeline.features_dir / PROFILE_FILE),
-        tuple((b.day, str(b.features), b.fingerprint) for b in batches.values()),
+        contents_key(batches),
     )
     return cached(
         key,
@@ -529,7 +530,7 @@ def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
     )
     if len(examples) > settings.validation.leakage_sample_rows:
         examples = examples.sample(n=settings.validation.leakage_sample_rows, seed=0)
-    ceiling = window_auc_ceiling(examples, settings.dataset)
+    ceiling = window_auc_ceiling(examples, contract)
     if ceiling is not None and ceiling[0] <= bound * (1 - MARGIN):
         top, table = ceiling
         return _window_result(
@@ -540,9 +541,7 @@ def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
             single_feature_aucs=markdown_table(table),
         )
     # The screen could not rule a leak out: the exact AUCs decide, and name the feature.
-    report = check_label_leakage(
-        examples.to_pandas(), settings.dataset, max_auc=bound, day="window"
-    )
+    report = check_label_leakage(examples.to_pandas(), contract, max_auc=bound, day="window")
     return _window_result(
         report.passed,
         report.reason,

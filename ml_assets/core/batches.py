@@ -213,7 +213,8 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _contents(batches: Mapping[str, BatchFiles]) -> tuple:
+def contents_key(batches: Mapping[str, BatchFiles]) -> tuple:
+    """What the batches hold, as a cache key: each day, its file and its content hashes."""
     return tuple((b.day, str(b.features), b.fingerprint) for b in batches.values())
 
 
@@ -226,7 +227,7 @@ def batch_windows(
 
     `kind` names what `read` returns (e.g. ("features", "full")): equal kinds must read equally.
     """
-    key = ("windows", kind, _contents(batches))
+    key = ("windows", kind, contents_key(batches))
     return cached(key, lambda: stack_batches(read_batches(batches, read, kind)))
 
 
@@ -240,5 +241,5 @@ def read_batches(
     The gates of one run share these frames: treat them as read-only.
     """
     read = read or (lambda batch: read_batch(batch.features))
-    key = ("frames", kind, _contents(batches))
+    key = ("frames", kind, contents_key(batches))
     return cached(key, lambda: {day: read(batch) for day, batch in batches.items()})

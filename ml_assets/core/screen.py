@@ -317,10 +317,9 @@ class _Window:
         labels.bad[at] = stats["bad"].to_numpy()
         labels.positives[at] = stats["positives"].to_numpy()
         labels.readable = readable
-        y = (label_rows[target] == contract.positive_label).fill_null(False)
         if aligned:
             # Labels in batch order: each row's label is the label row beside it.
-            labels.y = y
+            labels.y = (label_rows[target] == contract.positive_label).fill_null(False)
             labels.matched = np.where(readable, labels.n, 0)
             return labels
         # Otherwise join day by day (ids must be unique on both sides to line up).
