@@ -22,24 +22,25 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Build .venv with the project and its dev tools
 
 run: $(STAMP) ## Generate the demo data if absent and materialise every asset end to end
-	$(BIN)/python -m ml_assets.run
+	$(BIN)/python -m ml_assets.cli.run
 
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest -q
 
 dev: $(STAMP) ## Start the Dagster UI on 127.0.0.1:$(DAGSTER_PORT)
-	$(BIN)/python -m ml_assets.instance
+	$(BIN)/python -m ml_assets.cli.instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
-lint: $(STAMP) ## Lint and check formatting
+lint: $(STAMP) ## Lint, check formatting and the import contracts (the house rules)
 	$(BIN)/ruff check ml_assets ml_assets_tests benchmarks
 	$(BIN)/ruff format --check ml_assets ml_assets_tests benchmarks
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## Measure import time, make run wall time and orchestration overhead
 	$(BIN)/python benchmarks/bench_run.py
 
 promote: $(STAMP) ## Move `production` to VERSION, approved by APPROVER: make promote VERSION=3 APPROVER=ana
-	$(BIN)/python -m ml_assets.run promote --version "$(VERSION)" --approver "$(APPROVER)"
+	$(BIN)/python -m ml_assets.cli.run promote --version "$(VERSION)" --approver "$(APPROVER)"
 
 clean: ## Remove generated state (.dagster, MLflow store, generated data); keeps .venv
 	rm -rf .dagster data/mlflow data/raw data/validation data/quarantine data/reports data/features

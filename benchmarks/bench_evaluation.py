@@ -93,13 +93,13 @@ def main() -> int:
         raw = yaml.safe_load(Path(env["ML_ASSETS_CONFIG"]).read_text())
         start = dt.date(2026, 1, 1)
         days = ["--days", str(args.days), "--rows-per-day", str(args.rows_per_day)]
-        _run(env, "ml_assets.simulate", "--start", start.isoformat(), *days)
-        _run(env, "ml_assets.run")
-        _run(env, "ml_assets.run", "promote", "--version", "1", "--approver", "bench")
+        _run(env, "ml_assets.demo.simulate", "--start", start.isoformat(), *days)
+        _run(env, "ml_assets.cli.run")
+        _run(env, "ml_assets.cli.run", "promote", "--version", "1", "--approver", "bench")
         later = start + dt.timedelta(days=args.days)
         _run(
             env,
-            "ml_assets.simulate",
+            "ml_assets.demo.simulate",
             "--start",
             later.isoformat(),
             "--days",
@@ -107,7 +107,7 @@ def main() -> int:
             "--rows-per-day",
             str(args.rows_per_day),
         )
-        _run(env, "ml_assets.run")
+        _run(env, "ml_assets.cli.run")
         window = raw["training"]["window_days"]
         test_rows = int(window * args.rows_per_day * raw["training"]["split"]["test"])
         print(

@@ -64,7 +64,7 @@ def temp_project(work: Path) -> tuple[dict, Path]:
 def timed_run(env: dict) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "ml_assets.run"],
+        [sys.executable, "-m", "ml_assets.cli.run"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -121,7 +121,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "ml_assets.simulate",
+                "ml_assets.demo.simulate",
                 "--days",
                 str(args.days),
                 "--rows-per-day",

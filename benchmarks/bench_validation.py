@@ -22,22 +22,21 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ml_assets import simulate
-from ml_assets.assets.features import PROFILE_FILE, TRAINING_DATASET_FILE
-from ml_assets.checks.data_checks import (
+from ml_assets.data.batches import clear_cache, join_labels, locate_batches, read_batch
+from ml_assets.data.checks import (
     BATCH_GATE_CHECKS,
     JUDGES,
-    WINDOW_JUDGES,
     judge_run,
     screen_run,
 )
-from ml_assets.core.batches import clear_cache, locate_batches, read_batch
-from ml_assets.core.expectations import build_profile
-from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
-from ml_assets.core.training import train_on_splits
+from ml_assets.data.expectations import build_profile
+from ml_assets.demo import simulate
+from ml_assets.features.checks import WINDOW_JUDGES
+from ml_assets.features.examples import SPLIT_COLUMN, assign_split
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import DEFAULT_CONFIG as SETTINGS_PATH
 from ml_assets.settings import load_settings
+from ml_assets.training.model import train_on_splits
 
 SETTINGS = load_settings()
 CONTRACT = SETTINGS.dataset
@@ -109,7 +108,7 @@ def main() -> int:
         CONTRACT,
     )
     pipeline.features_dir.mkdir(parents=True, exist_ok=True)
-    profile.save(pipeline.features_dir / PROFILE_FILE)
+    profile.save(pipeline.reference_profile_path)
     # The training dataset asset (not validation) joins the window; its checks read it back.
     examples = pd.concat(
         [
@@ -121,14 +120,14 @@ def main() -> int:
     examples[SPLIT_COLUMN] = assign_split(
         examples[CONTRACT.id_column], seed=42, validation=0.15, test=0.2
     )
-    examples.to_parquet(pipeline.features_dir / TRAINING_DATASET_FILE, index=False)
+    examples.to_parquet(pipeline.training_dataset_path, index=False)
 
     # Both sides are measured warm and repeated: each step pays its imports once per process
     # (polars and pyarrow's dataset reader for validation, about 0.2 s; lightgbm for training,
     # about 1.6 s), which is left out of both.
     import lightgbm  # noqa: F401
 
-    import ml_assets.core.screen  # noqa: F401
+    import ml_assets.data.screen  # noqa: F401
 
     # Validation and training alternate, so both see the same machine (a shared 2-core box
     # drifts by 10% between minutes); the ratio is the median of the per-round ratios.

@@ -1,48 +1,68 @@
-"""The Dagster code location: wires assets, checks, jobs, sensors, schedules and resources."""
+"""The Dagster code location: each stage's assets, checks, jobs, sensors and schedules, merged.
+
+Importing this module reads no file and changes no global state: Dagster calls `defs()` when it
+loads the code location, and only then is pipeline.yaml read (for the sensors' and schedules'
+cadence).
+"""
 
 import dagster as dg
 
-from ml_assets.assets import (
-    delivery,
-    evaluation,
-    features,
-    gate_history,
-    ingestion,
-    monitoring,
-    training,
-)
-from ml_assets.automation import (
-    build_automation,
-    ingestion_job,
-    ml_pipeline_job,
-    promote_to_production_job,
-    training_job,
-)
-from ml_assets.checks import data_checks, model_gates
+from ml_assets.data import checks as data_checks
+from ml_assets.data.assets import raw_batches, raw_labels
+from ml_assets.delivery.assets import production_model, staging_model
+from ml_assets.delivery.jobs import promote_to_production_job
+from ml_assets.evaluation import checks as evaluation_checks
+from ml_assets.evaluation.assets import evaluation_report
+from ml_assets.features import checks as features_checks
+from ml_assets.features.assets import reference_profile, training_dataset
+from ml_assets.monitoring.assets import drift_report, gate_history
+from ml_assets.monitoring.jobs import gate_history_job
+from ml_assets.monitoring.sensors import build_gate_history_schedule
 from ml_assets.resources import PipelineResource, mlflow_tracking
+from ml_assets.retraining.jobs import ingestion_job, ml_pipeline_job, training_job
+from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import load_settings
+from ml_assets.training import checks as training_checks
+from ml_assets.training.assets import candidate_model
 
-sensors, schedules = build_automation(load_settings())
+ASSETS = [
+    raw_batches,
+    raw_labels,
+    training_dataset,
+    reference_profile,
+    candidate_model,
+    evaluation_report,
+    staging_model,
+    production_model,
+    drift_report,
+    gate_history,
+]
+CHECKS = [
+    *data_checks.BATCH_GATE_CHECKS,
+    *features_checks.WINDOW_CHECKS,
+    training_checks.candidate_model_matches_serving_path,
+    *evaluation_checks.MODEL_GATES,
+]
+JOBS = [ml_pipeline_job, ingestion_job, training_job, promote_to_production_job, gate_history_job]
 
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(
-        [ingestion, features, training, evaluation, delivery, monitoring, gate_history]
-    ),
-    asset_checks=[
-        *data_checks.BATCH_GATE_CHECKS,
-        *data_checks.WINDOW_CHECKS,
-        *model_gates.PROMOTION_GATES,
-    ],
-    jobs=[
-        ml_pipeline_job,
-        ingestion_job,
-        training_job,
-        promote_to_production_job,
-        gate_history.gate_history_job,
-    ],
-    sensors=sensors,
-    schedules=schedules,
-    resources={"pipeline": PipelineResource(), "mlflow": mlflow_tracking},
-    # Measured: the multiprocess executor costs 2 s or more per step here; steps are short.
-    executor=dg.in_process_executor,
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, with sensor and schedule cadence from pipeline.yaml."""
+    settings = load_settings()
+    sensors, schedules = build_automation(settings)
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=JOBS,
+        sensors=sensors,
+        schedules=[
+            *schedules,
+            build_gate_history_schedule(
+                settings.schedules.gate_history_cron, settings.schedules.timezone
+            ),
+        ],
+        resources={"pipeline": PipelineResource(), "mlflow": mlflow_tracking},
+        # Measured: the multiprocess executor costs 2 s or more per step here; steps are short.
+        executor=dg.in_process_executor,
+    )

@@ -49,6 +49,35 @@ class PipelineResource(dg.ConfigurableResource):
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
 
+    # The files one stage writes and later stages read, named once.
+    @property
+    def training_dataset_path(self) -> Path:
+        return self.features_dir / "training_dataset.parquet"
+
+    @property
+    def training_window_path(self) -> Path:
+        return self.features_dir / "training_window.json"
+
+    @property
+    def reference_profile_path(self) -> Path:
+        return self.features_dir / "reference_profile.json"
+
+    @property
+    def reference_sample_path(self) -> Path:
+        return self.features_dir / "reference_profile.parquet"
+
+    @property
+    def candidate_path(self) -> Path:
+        return self.models_dir / "candidate.json"
+
+    @property
+    def evaluation_path(self) -> Path:
+        return self.reports_dir / "evaluation" / "evaluation.json"
+
+    @property
+    def gate_history_dir(self) -> Path:
+        return self.reports_dir / "gates"
+
     @property
     def gate_policy(self) -> str:
         """A hash of the data contract and validation policy: verdicts under another are stale."""
@@ -66,6 +95,14 @@ class PipelineResource(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
 
 
+def _ensure_experiment(client, name: str, artifact_location: str) -> str:
+    """The id of experiment `name`, created with its artefacts under `artifact_location`."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
 @dg.resource(
     required_resource_keys={"pipeline"},
     description="dagster-mlflow's MLflow run for this Dagster run, on the configured store.",
@@ -80,11 +117,9 @@ def mlflow_tracking(context: dg.InitResourceContext):
     import mlflow
     from dagster_mlflow.resources import MlFlow
 
-    from ml_assets.core.registry import ensure_experiment
-
     settings: Settings = context.resources.pipeline.settings
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    ensure_experiment(
+    _ensure_experiment(
         mlflow.MlflowClient(),
         settings.training.experiment_name,
         settings.mlflow_artifact_location,

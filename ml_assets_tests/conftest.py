@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,17 @@ import hypothesis
 import pytest
 import yaml
 
-from ml_assets import simulate
-from ml_assets.assets import delivery, evaluation, features, ingestion, monitoring, training
-from ml_assets.checks import data_checks, model_gates
+from ml_assets import definitions
+from ml_assets.data import checks as data_checks
+from ml_assets.data.assets import raw_batches, raw_labels
+from ml_assets.delivery.assets import staging_model
+from ml_assets.demo import simulate
+from ml_assets.evaluation.assets import evaluation_report
+from ml_assets.features.assets import reference_profile, training_dataset
+from ml_assets.monitoring.assets import drift_report
 from ml_assets.resources import PipelineResource, mlflow_tracking
 from ml_assets.settings import DEFAULT_CONFIG, Settings, load_settings
+from ml_assets.training.assets import candidate_model
 
 START = dt.date(2026, 1, 1)
 
@@ -25,6 +32,12 @@ START = dt.date(2026, 1, 1)
 hypothesis.settings.register_profile("ci", derandomize=True, deadline=None)
 hypothesis.settings.register_profile("explore", deadline=None)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@functools.cache
+def code_location() -> dg.Definitions:
+    """The project's definitions, built once per test session (Dagster caches their resolution)."""
+    return definitions.defs()
 
 
 @dataclass
@@ -110,9 +123,7 @@ def _definitions_resolved_once():
     Loading definitions reads the defs-state storage of the "current" instance, a context
     variable that executions on test instances leave pointing at an instance already disposed.
     """
-    from ml_assets.definitions import defs
-
-    defs.get_repository_def()
+    code_location().get_repository_def()
 
 
 @pytest.fixture(autouse=True)
@@ -172,9 +183,7 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 def run_job(job_name: str, project: Project, instance, tags: dict | None = None, run_config=None):
     """Execute one of the project's jobs on the test project's resources."""
-    from ml_assets.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
+    job = code_location().resolve_job_def(job_name)
     return job.execute_in_process(
         instance=instance,
         resources=project.resources,
@@ -184,19 +193,17 @@ def run_job(job_name: str, project: Project, instance, tags: dict | None = None,
     )
 
 
-ASSETS = dg.load_assets_from_modules(
-    [ingestion, features, training, evaluation, delivery, monitoring]
-)
-CHECKS = [*data_checks.BATCH_GATE_CHECKS, *data_checks.WINDOW_CHECKS, *model_gates.PROMOTION_GATES]
-INGESTION = [ingestion.raw_batches, ingestion.raw_labels]
+ASSETS = definitions.ASSETS
+CHECKS = definitions.CHECKS
+INGESTION = [raw_batches, raw_labels]
 DATA_CHECKS = data_checks.BATCH_GATE_CHECKS
 DOWNSTREAM = [
-    features.training_dataset,
-    features.reference_profile,
-    training.candidate_model,
-    evaluation.evaluation_report,
-    delivery.staging_model,
-    monitoring.drift_report,
+    training_dataset,
+    reference_profile,
+    candidate_model,
+    evaluation_report,
+    staging_model,
+    drift_report,
 ]
 
 

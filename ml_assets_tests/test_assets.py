@@ -6,8 +6,9 @@ import json
 import dagster as dg
 import pandas as pd
 
-from ml_assets.assets import delivery, features
-from ml_assets.core.registry import read_audit, version_for_alias
+from ml_assets.delivery import assets as delivery
+from ml_assets.features import assets as features
+from ml_assets.training.registry import read_audit, version_for_alias
 from ml_assets_tests.conftest import (
     ASSETS,
     CHECKS,

@@ -5,13 +5,18 @@ import json
 
 import dagster as dg
 
-from ml_assets.automation import build_automation
+from ml_assets.monitoring.sensors import build_gate_history_schedule
+from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import load_settings
 from ml_assets_tests.conftest import START, ingest, train
 
-SENSORS, SCHEDULES = build_automation(load_settings())
+SETTINGS = load_settings()
+SENSORS, SCHEDULES = build_automation(SETTINGS)
 new_batch_sensor, drift_sensor = SENSORS
-retraining_schedule, gate_history_schedule = SCHEDULES
+(retraining_schedule,) = SCHEDULES
+gate_history_schedule = build_gate_history_schedule(
+    SETTINGS.schedules.gate_history_cron, SETTINGS.schedules.timezone
+)
 TEN_DAYS = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
 
 
@@ -71,7 +76,7 @@ def test_drift_sensor_requests_retraining_with_evidence(project, instance):
     assert train(project, instance).success
     drifted = project.write_days(dt.date(2026, 1, 11), 1, scenario="covariate_drift", rows=1000)
     assert ingest(project, instance, drifted).success  # drifted data is valid data
-    from ml_assets.assets.monitoring import drift_report
+    from ml_assets.monitoring.assets import drift_report
     from ml_assets_tests.conftest import ASSETS
 
     assert dg.materialize(

@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets import simulate
-from ml_assets.core.batches import BatchFileError, list_batch_files, locate_batches
-from ml_assets.core.features import assign_split, build_features, data_version
-from ml_assets.core.ledger import (
+from ml_assets.data.batches import BatchFileError, data_version, list_batch_files, locate_batches
+from ml_assets.data.ledger import (
     batch_status,
     contiguous_ranges,
     needs_validation,
@@ -17,7 +15,9 @@ from ml_assets.core.ledger import (
     quarantine_batch,
     record_verdict,
 )
-from ml_assets.core.validation import check_label_join, validate_batch
+from ml_assets.data.validation import check_label_join, validate_batch
+from ml_assets.demo import simulate
+from ml_assets.features.examples import assign_split, build_features
 from ml_assets.settings import load_settings
 
 DAY = dt.date(2026, 2, 1)
@@ -204,8 +204,8 @@ def test_data_version_names_exact_content():
 
 def test_window_schema_pass_gives_each_day_its_own_report():
     """One pandera pass over stacked batches judges each day exactly as judging it alone."""
-    from ml_assets.core.batches import stack_batches
-    from ml_assets.core.validation import validate_window
+    from ml_assets.data.batches import stack_batches
+    from ml_assets.data.validation import validate_window
 
     scenarios = ["stable", "value_corruption", "stable", "schema_corruption", "stable", "stable"]
     frames = {}

@@ -7,31 +7,31 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml_assets.core import gates
-from ml_assets.core.behaviour import (
+from ml_assets.evaluation import gates
+from ml_assets.evaluation.behaviour import (
     BehaviourSuite,
     Perturbation,
     load_suite,
     perturb,
     run_suite,
 )
-from ml_assets.core.comparison import (
+from ml_assets.evaluation.comparison import (
     _resample_weights,
     mcnemar_exact,
     paired_bootstrap_auc,
     slice_comparison,
     weighted_aucs,
 )
-from ml_assets.core.metrics import calibration, classification_metrics, group_fairness
-from ml_assets.settings import (
+from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
+from ml_assets.evaluation.policy import (
     BehaviourGate,
     ChampionGate,
     FloorGate,
     ReproducibilityGate,
     SignificanceGate,
     SliceGate,
-    load_settings,
 )
+from ml_assets.settings import load_settings
 
 CONTRACT = load_settings().dataset
 

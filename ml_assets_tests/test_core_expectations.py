@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ml_assets import simulate
-from ml_assets.core.expectations import (
+from ml_assets.data.batches import join_labels
+from ml_assets.data.expectations import (
     NumericProfile,
     Profile,
     StatisticalPolicy,
@@ -22,10 +22,8 @@ from ml_assets.core.expectations import (
     positive_rate_expectation,
     rate_excess_test,
 )
-from ml_assets.core.features import assign_split, build_features, join_labels
-from ml_assets.core.integrity import auc_lower_bound, single_feature_aucs, split_integrity
-from ml_assets.core.serving import feature_differences, features_for_records, to_records
-from ml_assets.core.validation import (
+from ml_assets.data.leakage import auc_lower_bound, single_feature_aucs
+from ml_assets.data.validation import (
     check_label_join,
     check_label_leakage,
     check_positive_rate,
@@ -33,7 +31,11 @@ from ml_assets.core.validation import (
     check_timestamps,
     validate_batch,
 )
+from ml_assets.demo import simulate
+from ml_assets.features.examples import assign_split, build_features
+from ml_assets.features.integrity import split_integrity
 from ml_assets.settings import load_settings
+from ml_assets.training.serving import feature_differences, features_for_records, to_records
 
 CONTRACT = load_settings().dataset
 POLICY = StatisticalPolicy()
@@ -152,7 +154,7 @@ def test_rate_excess_is_a_one_sided_binomial_test(count, n, expected):
 @settings(max_examples=40, deadline=None)
 @given(weights=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=6), n=st.integers(100, 5000))
 def test_category_distance_is_zero_on_the_reference_mix_and_bounded(weights, n):
-    from ml_assets.core.expectations import CategoricalProfile
+    from ml_assets.data.expectations import CategoricalProfile
 
     p = np.array(weights) / sum(weights)
     names = [f"c{i}" for i in range(len(p))]

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets import simulate
-from ml_assets.core.drift import measure_drift
-from ml_assets.core.features import assign_split
-from ml_assets.core.metrics import classification_metrics
-from ml_assets.core.registry import append_audit, read_audit
-from ml_assets.core.training import load_model, predict_scores, save_model, train_model
+from ml_assets.demo import simulate
+from ml_assets.evaluation.metrics import classification_metrics
+from ml_assets.features.examples import assign_split
+from ml_assets.monitoring.drift import measure_drift
 from ml_assets.settings import load_settings
+from ml_assets.training.model import load_model, predict_scores, save_model, train_model
+from ml_assets.training.registry import append_audit, read_audit
 
 CONTRACT = load_settings().dataset
 PARAMS = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 15, "num_threads": 1}

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from ml_assets import simulate
-from ml_assets.core.features import assign_split, join_labels
-from ml_assets.core.operational import MB, OperationalProfile, measure_scoring
-from ml_assets.core.training import save_model, train_model
+from ml_assets.data.batches import join_labels
+from ml_assets.demo import simulate
+from ml_assets.evaluation.operational import MB, OperationalProfile, measure_scoring
+from ml_assets.features.examples import assign_split
 from ml_assets.settings import load_settings
+from ml_assets.training.model import save_model, train_model
 
 CONTRACT = load_settings().dataset
 DAY = dt.date(2026, 1, 1)

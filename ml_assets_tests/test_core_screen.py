@@ -16,13 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from ml_assets import simulate
-from ml_assets.checks.data_checks import REFERENCE_JUDGES
-from ml_assets.core.batches import clear_cache, locate_batches, read_batch
-from ml_assets.core.expectations import build_profile
-from ml_assets.core.features import SPLIT_COLUMN, assign_split, join_labels
-from ml_assets.core.integrity import single_feature_aucs, split_integrity
-from ml_assets.core.screen import (
+from ml_assets.data.batches import clear_cache, join_labels, locate_batches, read_batch
+from ml_assets.data.checks import REFERENCE_JUDGES
+from ml_assets.data.expectations import build_profile
+from ml_assets.data.leakage import single_feature_aucs
+from ml_assets.data.screen import (
     ScreenSettings,
     bin_codes,
     binned_auc_bounds,
@@ -32,6 +30,9 @@ from ml_assets.core.screen import (
     splits_clear,
     window_auc_ceiling,
 )
+from ml_assets.demo import simulate
+from ml_assets.features.examples import SPLIT_COLUMN, assign_split
+from ml_assets.features.integrity import split_integrity
 from ml_assets.settings import load_settings
 from ml_assets_tests.conftest import START, make_project
 
@@ -59,7 +60,7 @@ def _project(tmp_path, scenario="stable", days=9, rows=1500, **validation):
 
 def _screen_and_reference(project):
     """(screened reports per gate, reference reports per gate) on every batch of the project."""
-    from ml_assets.checks.data_checks import _policy, _profile
+    from ml_assets.data.checks import _policy, _profile
 
     clear_cache()
     pipeline = project.pipeline

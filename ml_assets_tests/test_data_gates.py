@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from ml_assets.core.registry import version_for_alias
+from ml_assets.training.registry import version_for_alias
 from ml_assets_tests.conftest import (
     START,
     add_partitions,
@@ -203,8 +203,8 @@ def test_sample_depth_is_reported(tmp_path, instance):
 
 def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monkeypatch):
     """A serving client that sends numbers rounded to 4 digits fails the parity gate."""
-    from ml_assets.checks import model_gates
-    from ml_assets.core.serving import to_records
+    from ml_assets.training import checks as training_checks
+    from ml_assets.training.serving import to_records
 
     def lossy_client(frame):
         return [
@@ -215,7 +215,7 @@ def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monk
     project = make_project(tmp_path / "p", validation={"min_labels_per_class": 10})
     project.write_days(START, 6)
     assert ingest(project, instance, BASELINE[:6]).success
-    monkeypatch.setattr(model_gates, "to_records", lossy_client)
+    monkeypatch.setattr(training_checks, "to_records", lossy_client)
     result = train(project, instance)
     check = _evaluation(result, "candidate_model_matches_serving_path")
     assert not check.passed and check.metadata["value"].value > 0

@@ -1,10 +1,11 @@
 """The code location loads, and any change to its graph shows up here in review."""
 
+import os
 import subprocess
 import sys
 
-from ml_assets.definitions import defs
 from ml_assets.settings import PROJECT_ROOT
+from ml_assets_tests.conftest import code_location
 
 SNAPSHOT = {
     "assets": [
@@ -62,23 +63,25 @@ SNAPSHOT = {
 
 
 def test_definitions_snapshot():
-    graph = defs.resolve_asset_graph()
+    graph = code_location().resolve_asset_graph()
     assets = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
     checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys)
-    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    jobs = sorted(
+        j.name for j in code_location().resolve_all_job_defs() if not j.name.startswith("__")
+    )
     groups = sorted({graph.get(k).group_name for k in graph.get_all_asset_keys()})
     assert {
         "assets": assets,
         "checks": checks,
         "jobs": jobs,
-        "schedules": sorted(s.name for s in defs.schedules),
-        "sensors": sorted(s.name for s in defs.sensors),
+        "schedules": sorted(s.name for s in code_location().schedules),
+        "sensors": sorted(s.name for s in code_location().sensors),
         "groups": groups,
     } == SNAPSHOT
 
 
 def test_every_asset_and_check_explains_itself():
-    graph = defs.resolve_asset_graph()
+    graph = code_location().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         description = graph.get(key).description or ""
         assert description and "\n" not in description.strip(), key
@@ -87,7 +90,7 @@ def test_every_asset_and_check_explains_itself():
 
 
 def test_data_gates_and_model_gates_block():
-    graph = defs.resolve_asset_graph()
+    graph = code_location().resolve_asset_graph()
     for check in graph.asset_check_keys:
         assert graph.get(check).blocking, check
 
@@ -106,7 +109,30 @@ def test_definitions_import_leaves_heavy_libraries_unloaded():
 
 
 def test_the_ledger_knows_every_batch_gate():
-    from ml_assets.assets.common import BATCH_GATES
-    from ml_assets.checks.data_checks import BATCH_GATE_CHECKS
+    from ml_assets.data.checks import BATCH_GATE_CHECKS
+    from ml_assets.data.gates import BATCH_GATES
 
     assert tuple(next(iter(c.check_keys)).name for c in BATCH_GATE_CHECKS) == BATCH_GATES
+
+
+def test_definitions_import_reads_no_file_and_changes_no_global_state(tmp_path):
+    """Importing the code location does no work: a broken pipeline.yaml only matters at load."""
+    broken = tmp_path / "pipeline.yaml"
+    broken.write_text("dataset: [not, a, mapping\n")
+    code = (
+        # Libraries may set their own filters when imported (pandas does); ml_assets adds none.
+        "import warnings, dagster, pandas, numpy, pyarrow; before = list(warnings.filters);"
+        "import ml_assets.definitions as d;"
+        "assert warnings.filters == before, 'warning filters changed';"
+        "from ml_assets.settings import SettingsError\n"
+        "try:\n    d.defs()\nexcept SettingsError as e:\n    print('load:', str(e).split(':')[0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ML_ASSETS_CONFIG": str(broken)},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == f"load: {broken} is not valid YAML"

@@ -7,9 +7,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets import run
-from ml_assets.core.registry import read_audit, version_for_alias
-from ml_assets_tests.conftest import START, make_project
+from ml_assets.cli import run
+from ml_assets.training.registry import read_audit, version_for_alias
+from ml_assets_tests.conftest import START, code_location, make_project
 
 
 @pytest.fixture
@@ -76,10 +76,12 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     # An automated retrain in a later run (as the schedule or drift sensor would request) never
     # trains on the batch whose gate failed in the earlier run.
     instance = dg.DagsterInstance.get()
-    from ml_assets.definitions import defs
-
-    result = defs.resolve_job_def("training_job").execute_in_process(
-        instance=instance, tags={"ml_assets/trigger": "schedule"}, raise_on_error=False
+    result = (
+        code_location()
+        .resolve_job_def("training_job")
+        .execute_in_process(
+            instance=instance, tags={"ml_assets/trigger": "schedule"}, raise_on_error=False
+        )
     )
     trained = {
         e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()

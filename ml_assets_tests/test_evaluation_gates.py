@@ -11,9 +11,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ml_assets.assets import delivery
-from ml_assets.core.features import assign_split
-from ml_assets.core.registry import version_for_alias
+from ml_assets.delivery import assets as delivery
+from ml_assets.features.examples import assign_split
+from ml_assets.training.registry import version_for_alias
 from ml_assets_tests.conftest import (
     ASSETS,
     CHECKS,
@@ -227,7 +227,7 @@ def test_slice_only_regression_with_better_aggregate(tmp_path, instance):
     )
     assert check.description.startswith("age_band=65+")
     # The aggregate ROC AUC is better than the champion's on the same rows.
-    saved = json.loads((strong.pipeline.reports_dir / "evaluation" / "evaluation.json").read_text())
+    saved = json.loads(strong.pipeline.evaluation_path.read_text())
     aucs = (saved["candidate"]["metrics"]["roc_auc"], saved["champion"]["metrics"]["roc_auc"])
     assert aucs[0] > aucs[1], aucs
     old = next(s for s in saved["slices"] if s["value"] == "65+")
@@ -345,9 +345,7 @@ def test_better_by_a_non_significant_margin_is_not_promoted(tmp_path, instance):
     assert "McNemar p" in check.description
     assert "superiority" in check.metadata["criteria"].value
     # Better on the point estimate, yet not significantly so; and not a regression.
-    saved = json.loads(
-        (project.pipeline.reports_dir / "evaluation" / "evaluation.json").read_text()
-    )
+    saved = json.loads(project.pipeline.evaluation_path.read_text())
     bootstrap = saved["comparison"]["bootstrap"]
     assert bootstrap["difference"] > 0 and bootstrap["low"] < 0 < bootstrap["high"], bootstrap
     assert _check(result, "candidate_not_worse_than_production").passed
@@ -373,14 +371,13 @@ def test_miscalibrated_model_fails_calibration(tmp_path, instance):
     )
     assert "ece" in check.metadata["criteria"].value
     # The ranking is as good as ever: only the probabilities are wrong.
-    saved = json.loads(
-        (project.pipeline.reports_dir / "evaluation" / "evaluation.json").read_text()
-    )
+    saved = json.loads(project.pipeline.evaluation_path.read_text())
     assert saved["candidate"]["metrics"]["roc_auc"] > 0.75
 
 
 def test_candidate_whose_training_data_moved_is_not_reproducible(tmp_path, instance):
-    from ml_assets.assets import evaluation, features
+    from ml_assets.evaluation import assets as evaluation
+    from ml_assets.features import assets as features
 
     project = _project(tmp_path)
     days = project.write_days(START, 8, rows=ROWS)

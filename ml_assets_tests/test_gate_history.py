@@ -7,21 +7,21 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets.assets.gate_history import (
+from ml_assets.monitoring.assets import (
     code_location_check_keys,
     gate_history,
-    gate_history_job,
     gate_names,
 )
-from ml_assets.core.gate_history import (
+from ml_assets.monitoring.gate_history import (
     COLUMNS,
     FAILS_MOSTLY,
     NEVER_NEAR,
     GateEvaluation,
     summarise_gate_history,
 )
+from ml_assets.monitoring.jobs import gate_history_job
 from ml_assets.resources import PipelineResource
-from ml_assets_tests.conftest import make_project
+from ml_assets_tests.conftest import code_location, make_project
 
 
 def ev(gate, passed=True, margin=None, value=None, threshold=None, t=0.0, severity="ERROR"):
@@ -151,10 +151,9 @@ def test_code_location_check_keys_include_checks_inside_assets():
 
 
 def test_the_project_code_location_gates_are_all_found():
-    from ml_assets.assets.common import BATCH_GATES
-    from ml_assets.definitions import defs
+    from ml_assets.data.gates import BATCH_GATES
 
-    repository = defs.get_repository_def()
+    repository = code_location().get_repository_def()
     keys = code_location_check_keys(repository)
     assert set(repository.asset_checks_defs_by_key) <= keys
     assert set(BATCH_GATES) <= {key.name for key in keys}

@@ -1,4 +1,4 @@
-"""`python -m ml_assets.schema infer`: contract proposals from a trusted window of batches."""
+"""`python -m ml_assets.cli.schema infer`: contract proposals from a trusted window of batches."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_assets import simulate
-from ml_assets.core.batches import list_batch_files, read_batch
-from ml_assets.core.contract import DataContract, NumericColumn
-from ml_assets.core.validation import validate_batch
-from ml_assets.schema import (
+from ml_assets.cli.schema import (
     HEADER_MARK,
     Window,
     diff_contracts,
@@ -24,6 +20,10 @@ from ml_assets.schema import (
     propose_contract,
     select_days,
 )
+from ml_assets.data.batches import list_batch_files, read_batch
+from ml_assets.data.contract import DataContract, NumericColumn
+from ml_assets.data.validation import validate_batch
+from ml_assets.demo import simulate
 from ml_assets.settings import DEFAULT_CONFIG, parse_settings
 from ml_assets_tests.conftest import START, Project, make_project
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml_assets import simulate
+from ml_assets.demo import simulate
+from ml_assets.demo.simulate import SCENARIOS, generate_day, main, scenario_window, write_demo
 from ml_assets.settings import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
-from ml_assets.simulate import SCENARIOS, generate_day, main, scenario_window, write_demo
 
 DAY = dt.date(2026, 2, 10)
 START = dt.date(2026, 1, 1)
@@ -402,7 +402,7 @@ def test_module_runs_as_a_script(tmp_path):
         [
             sys.executable,
             "-m",
-            "ml_assets.simulate",
+            "ml_assets.demo.simulate",
             "--features-dir",
             str(tmp_path / "f"),
             "--labels-dir",

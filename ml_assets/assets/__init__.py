@@ -1,1 +1,0 @@
-"""Thin Dagster wings, one module per asset group; the logic lives in ml_assets.core."""

@@ -1,0 +1,267 @@
+"""`make run`: bring every asset up to date on the embedded default and print what happened.
+
+    python -m ml_assets.cli.run                                     # ingest, gate, train, stage
+    python -m ml_assets.cli.run promote --version 3 --approver ana  # move production (human gate)
+
+Work already up to date is not repeated: batch files the gates already judged (same content) are
+not ingested again, and no model is trained when the passing training window is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+from ml_assets.cli.instance import ensure_dagster_home
+from ml_assets.settings import load_settings
+
+# Dagster's console logger prints every event at DEBUG; the summary below is what a person reads.
+# ML_ASSETS_LOG_LEVEL=DEBUG brings the event stream back.
+LOG_CONFIG = {
+    "loggers": {
+        "console": {"config": {"log_level": os.environ.get("ML_ASSETS_LOG_LEVEL", "ERROR")}}
+    }
+}
+
+
+@dataclass
+class RunReport:
+    """What the runs of one `make run` did, gathered from their Dagster events."""
+
+    runs: list[str] = field(default_factory=list)
+    materialized: dict[str, dict] = field(default_factory=dict)
+    checks: dict[str, tuple[bool, dict, str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def absorb(self, result) -> None:
+        self.runs.append(result.run_id)
+        for event in result.get_asset_materialization_events():
+            mat = event.materialization
+            self.materialized[mat.asset_key.to_user_string()] = {
+                k: v.value for k, v in mat.metadata.items()
+            }
+        for evaluation in result.get_asset_check_evaluations():
+            meta = {k: v.value for k, v in evaluation.metadata.items()}
+            self.checks[evaluation.check_name] = (
+                evaluation.passed,
+                meta,
+                evaluation.description or "",
+            )
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                if error and "DagsterAssetCheckFailedError" not in (error.cls_name or ""):
+                    self.errors.append(f"{event.step_key}: {error.message.strip()}")
+
+
+def _generate_demo_if_needed(settings) -> None:
+    from ml_assets.data.batches import list_batch_files
+
+    dataset = settings.dataset
+    if not dataset.demo or list_batch_files(dataset.features_dir):
+        return
+    from ml_assets.demo import simulate
+
+    print(f"no batch files in {dataset.features_dir}: generating the demo data")
+    simulate.main([])
+
+
+def run_pipeline() -> int:
+    import dagster as dg
+
+    from ml_assets.data.assets import batch_partitions
+    from ml_assets.data.batches import locate_batches
+    from ml_assets.data.gates import BATCH_GATES
+    from ml_assets.data.ledger import plan_window
+    from ml_assets.definitions import defs as build_definitions
+    from ml_assets.resources import PipelineResource
+    from ml_assets.retraining.sensors import ingestion_requests, latest_metadata
+    from ml_assets.training.assets import candidate_model
+
+    started = time.perf_counter()
+    definitions = build_definitions()
+    settings = load_settings()
+    _generate_demo_if_needed(settings)
+    pipeline = PipelineResource()
+    instance = dg.DagsterInstance.get()
+    known = list(instance.get_dynamic_partitions(batch_partitions.name))
+    new, requests = ingestion_requests(pipeline, known)
+    if new:
+        instance.add_dynamic_partitions(batch_partitions.name, new)
+    report = RunReport()
+    tags = {"ml_assets/trigger": "make_run"}
+    for request in requests[:-1]:
+        result = definitions.resolve_job_def("ingestion_job").execute_in_process(
+            instance=instance,
+            tags={**request.tags, **tags},
+            run_config=LOG_CONFIG,
+            raise_on_error=False,
+        )
+        report.absorb(result)
+    if requests:
+        job, run_tags = "ml_pipeline_job", {**requests[-1].tags, **tags}
+    else:
+        dataset = settings.dataset
+        window = plan_window(
+            pipeline.ledger_dir,
+            locate_batches(dataset.features_dir, dataset.labels_dir),
+            settings.training.window_days,
+            BATCH_GATES,
+        )
+        latest = latest_metadata(instance, candidate_model)
+        trained_on = latest[1].get("data_version") if latest else None
+        job = None if trained_on == window.data_version else "training_job"
+        run_tags = tags
+    if job:
+        result = definitions.resolve_job_def(job).execute_in_process(
+            instance=instance, tags=run_tags, run_config=LOG_CONFIG, raise_on_error=False
+        )
+        report.absorb(result)
+    print(summarise(report, settings, requests, job, time.perf_counter() - started))
+    return 1 if report.errors else 0
+
+
+def summarise(report: RunReport, settings, requests, job: str | None, seconds: float) -> str:
+    lines = ["", "ml_assets run summary"]
+    if not report.runs:
+        lines.append(
+            "  everything is up to date: no new or changed batch, training window unchanged"
+        )
+    mats, checks = report.materialized, report.checks
+    batch_gates = {n: c for n, c in checks.items() if "batches_checked" in c[1]}
+    if batch_gates:
+        judged = max(c[1]["batches_checked"] for c in batch_gates.values())
+
+        def failed_days(severity: str) -> list[str]:
+            days = {
+                d
+                for _, meta, _ in batch_gates.values()
+                if meta.get("severity") == severity
+                for d in str(meta.get("failed_days", "none")).split(", ")
+                if d != "none"
+            }
+            return sorted(days)
+
+        quarantined, flagged = failed_days("ERROR"), failed_days("WARN")
+        where = f" ({', '.join(quarantined)} -> {settings.storage.data_dir / 'quarantine'})"
+        lines.append(
+            f"  batches ingested: {judged}, passed {judged - len(quarantined)}, "
+            f"quarantined {len(quarantined)}"
+            + (where if quarantined else "")
+            + (f", flagged {len(flagged)}" if flagged else "")
+        )
+    if "training_dataset" in mats:
+        meta = mats["training_dataset"]
+        lines.append(
+            f"  training window: {meta['window_start']}..{meta['window_end']} "
+            f"({meta['batches']} batches, "
+            f"{meta['rows']} rows, data version {meta['data_version']})"
+        )
+    if "candidate_model" in mats:
+        meta = mats["candidate_model"]
+        lines.append(
+            f"  candidate: {settings.training.registered_model_name} v{meta['model_version']} "
+            f"(MLflow run {meta['mlflow_run_id'][:12]}, valid AUC {meta['valid_auc']:.4f})"
+        )
+    for name, (passed, meta, description) in checks.items():
+        if not passed and meta.get("failed_days"):
+            action = (
+                "quarantined"
+                if meta.get("severity") == "ERROR"
+                else "flagged (WARN), still eligible"
+            )
+            lines.append(f"  gate {name}: FAIL on {meta['failed_days']} - {action}: {description}")
+        elif name.startswith(("candidate_", "training_dataset_")):
+            lines.append(f"  gate {name}: {'PASS' if passed else 'FAIL'} - {description}")
+    if "evaluation_report" in mats:
+        lines.append(f"  evaluation report: {mats['evaluation_report']['report']}")
+    if "staging_model" in mats:
+        meta = mats["staging_model"]
+        lines.append(
+            f"  alias staging: v{meta['previous_version']} -> v{meta['model_version']}".replace(
+                "vnone", "none"
+            )
+        )
+        lines.append(
+            "  production does not move by itself: "
+            f"make promote VERSION={meta['model_version']} APPROVER=<you>"
+        )
+    elif job in ("ml_pipeline_job", "training_job"):
+        lines.append("  aliases: unchanged (a gate failed or training did not run)")
+    if "drift_report" in mats:
+        meta = mats["drift_report"]
+        lines.append(
+            f"  drift: batch {meta['batch']} drifted share {meta['drifted_share']:.3f} "
+            f"(policy {meta['threshold']}), report {meta['report']}"
+        )
+    for error in report.errors:
+        lines.append(f"  ERROR {error}")
+    lines.append(
+        f"  {len(report.runs)} Dagster run(s) in {seconds:.1f} s; see them with `make dev`"
+    )
+    return "\n".join(lines)
+
+
+def promote(version: str, approver: str, reason: str) -> int:
+    import dagster as dg
+
+    from ml_assets.definitions import defs as build_definitions
+
+    instance = dg.DagsterInstance.get()
+    result = (
+        build_definitions()
+        .resolve_job_def("promote_to_production_job")
+        .execute_in_process(
+            instance=instance,
+            run_config={
+                **LOG_CONFIG,
+                "ops": {
+                    "production_model": {
+                        "config": {"version": version, "approver": approver, "reason": reason}
+                    }
+                },
+            },
+            tags={"ml_assets/trigger": "human_approval", "ml_assets/approver": approver},
+            raise_on_error=False,
+        )
+    )
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(
+                    f"promotion refused: {event.step_failure_data.error.message.strip()}",
+                    file=sys.stderr,
+                )
+        return 1
+    print(f"production -> v{version}, approved by {approver}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_assets.cli.run", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command")
+    prom = sub.add_parser("promote", help="move the production alias to a staged version")
+    prom.add_argument("--version", required=True)
+    prom.add_argument("--approver", required=True)
+    prom.add_argument("--reason", default="")
+    args = parser.parse_args(argv)
+    import dagster as dg
+
+    # The beta markers of backfill policies and dagster-mlflow are known and pinned; the
+    # terminal of `make run` is for the summary.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    ensure_dagster_home()
+    if args.command == "promote":
+        return promote(args.version, args.approver, args.reason)
+    return run_pipeline()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""The functional core: pure, typed functions. Nothing here imports Dagster."""

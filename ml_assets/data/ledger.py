@@ -1,0 +1,207 @@
+"""The gate ledger and the quarantine: what each data gate decided for each batch file.
+
+Blocking checks only block inside one Dagster run. Across runs, training reads this ledger and
+takes a batch only when every data gate passed on the exact file content present now (fail
+closed: no verdict, a failed verdict or a changed file all exclude the batch). A failed batch is
+copied to the quarantine with its failure cases and a report; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_assets.data.batches import BatchFiles, data_version
+from ml_assets.data.validation import GateReport
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    day: str
+    passed: bool
+    severity: str
+    fingerprint: str
+    policy: str
+    reason: str
+    run_id: str
+    evaluated_at: str
+
+    @property
+    def blocks(self) -> bool:
+        """A failed ERROR verdict keeps the batch out of training; a failed WARN only flags it."""
+        return not self.passed and self.severity == "ERROR"
+
+
+def verdict_path(ledger_dir: Path, check: str, day: str) -> Path:
+    return ledger_dir / check / f"{day}.json"
+
+
+def record_verdict(
+    ledger_dir: Path,
+    check: str,
+    report: GateReport,
+    batch: BatchFiles,
+    *,
+    run_id: str,
+    severity: str,
+    policy: str,
+) -> Verdict:
+    """Write the latest verdict of `check` on `batch` (the history lives in Dagster)."""
+    verdict = Verdict(
+        check=check,
+        day=batch.day,
+        passed=report.passed,
+        severity=severity,
+        fingerprint=batch.fingerprint,
+        policy=policy,
+        reason=report.reason,
+        run_id=run_id,
+        evaluated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    path = verdict_path(ledger_dir, check, batch.day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(verdict.__dict__, indent=1))
+    tmp.replace(path)
+    return verdict
+
+
+def read_verdict(ledger_dir: Path, check: str, day: str) -> Verdict | None:
+    path = verdict_path(ledger_dir, check, day)
+    if not path.exists():
+        return None
+    return Verdict(**json.loads(path.read_text()))
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Whether a batch may be trained on, why not, and which WARN checks flagged it."""
+
+    day: str
+    eligible: bool
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+
+def batch_status(ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...]) -> BatchStatus:
+    """Eligible when every gate judged the file content present now and no ERROR gate failed."""
+    warnings = []
+    for check in checks:
+        verdict = read_verdict(ledger_dir, check, batch.day)
+        if verdict is None:
+            return BatchStatus(batch.day, False, f"not validated by {check}")
+        if verdict.fingerprint != batch.fingerprint:
+            return BatchStatus(batch.day, False, f"file changed since {check} ran")
+        if verdict.blocks:
+            return BatchStatus(batch.day, False, f"failed {check}: {verdict.reason}")
+        if not verdict.passed:
+            warnings.append(f"{check}: {verdict.reason}")
+    return BatchStatus(batch.day, True, "passed every blocking data gate", tuple(warnings))
+
+
+def needs_validation(
+    ledger_dir: Path, batch: BatchFiles, checks: tuple[str, ...], policy: str
+) -> bool:
+    """True unless this file content, under this policy, already failed an ERROR gate or has a
+    verdict from every gate. A blocking failure skips the gates after it, so it settles the batch;
+    a changed file or a changed contract or policy is judged again.
+    """
+    current = [read_verdict(ledger_dir, check, batch.day) for check in checks]
+    current = [
+        v for v in current if v and v.fingerprint == batch.fingerprint and v.policy == policy
+    ]
+    if any(v.blocks for v in current):
+        return False
+    return len(current) < len(checks)
+
+
+def quarantine_batch(
+    quarantine_dir: Path, check: str, batch: BatchFiles, report: GateReport, run_id: str
+) -> Path:
+    """Copy a failed batch, its failure cases and a short report to quarantine/<day>/<hash>/."""
+    target = quarantine_dir / batch.day / batch.features_sha256[:12]
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(batch.features, target / batch.features.name)
+    if batch.labels is not None:
+        (target / "labels").mkdir(exist_ok=True)
+        shutil.copy2(batch.labels, target / "labels" / batch.labels.name)
+    report.failure_cases.to_csv(target / f"{check}_failure_cases.csv", index=False)
+    lines = [
+        f"# Quarantined batch {batch.day}",
+        "",
+        f"- source file: `{batch.features}` (sha256 `{batch.features_sha256}`)",
+        f"- failed gate: `{check}`: {report.reason}",
+        f"- value {report.value:.4f}, threshold {report.threshold}",
+        f"- rows {report.rows}, failing {report.failing_rows}",
+        f"- Dagster run: `{run_id}`",
+        "",
+        "The batch is excluded from every training window until a corrected file passes the",
+        "gates (re-materialise its partition). This folder is kept as evidence.",
+        "",
+        "## Sample of failure cases",
+        "",
+        report.failure_cases.head(20).to_markdown(index=False)
+        if len(report.failure_cases)
+        else "(none)",
+    ]
+    (target / f"{check}_report.md").write_text("\n".join(lines) + "\n")
+    return target
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The batches a training run takes, those it leaves out and why, and their data version."""
+
+    days: list[str]
+    excluded: dict[str, str]
+    fingerprints: dict[str, str]
+    warned: dict[str, list[str]]
+
+    @property
+    def data_version(self) -> str:
+        return data_version(self.fingerprints)
+
+
+def plan_window(
+    ledger_dir: Path, batches: dict[str, BatchFiles], window_days: int, checks: tuple[str, ...]
+) -> TrainingWindow:
+    """The newest `window_days` batches that passed every blocking data gate on their content."""
+    statuses = [batch_status(ledger_dir, b, checks) for b in batches.values()]
+    eligible = sorted(s.day for s in statuses if s.eligible)
+    days = eligible[-window_days:]
+    oldest = days[0] if days else None
+    excluded = {
+        s.day: s.reason for s in statuses if not s.eligible and (oldest is None or s.day >= oldest)
+    }
+    return TrainingWindow(
+        days=days,
+        excluded=excluded,
+        fingerprints={d: batches[d].fingerprint for d in days},
+        warned={
+            s.day: list(s.warnings) for s in statuses if s.eligible and s.warnings and s.day in days
+        },
+    )
+
+
+def contiguous_ranges(ordered_keys: list[str], wanted: set[str]) -> list[tuple[str, str]]:
+    """Group `wanted` keys into runs of neighbours in `ordered_keys`: (first, last) per run.
+
+    A single Dagster run can cover a partition range; this keeps each range free of keys that
+    need no work.
+    """
+    ranges: list[tuple[str, str]] = []
+    start = prev = None
+    for key in ordered_keys:
+        if key in wanted:
+            start = start or key
+            prev = key
+        elif start is not None:
+            ranges.append((start, prev))
+            start = prev = None
+    if start is not None:
+        ranges.append((start, prev))
+    return ranges

@@ -1,0 +1,63 @@
+"""The data stage's policy: where batches live, and how the data gates judge them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ml_assets.data.contract import DataContract
+
+# ERROR: a failure blocks (and, for a data gate, quarantines). WARN: recorded and shown only.
+Severity = Literal["ERROR", "WARN"]
+
+
+class StrictModel(BaseModel):
+    """A policy block: unknown keys are errors, values never change after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSettings(DataContract):
+    """The data contract plus where the batches live."""
+
+    features_dir: Path
+    labels_dir: Path | None = None
+    demo: bool = False
+
+
+class StatisticsSettings(StrictModel):
+    """Statistical expectations: significance for the batch's size and a floor on the effect."""
+
+    alpha: float = Field(1e-6, gt=0, lt=1)
+    min_mean_shift_std: float = Field(0.25, ge=0)
+    min_std_ratio: float = Field(1.5, ge=1)
+    min_tail_excess: float = Field(0.02, ge=0, le=1)
+    min_category_distance: float = Field(0.1, ge=0, le=1)
+    max_unseen_category_share: float = Field(0.01, ge=0, le=1)
+    min_null_rate_excess: float = Field(0.02, ge=0, le=1)
+    max_null_rate: float = Field(0.2, ge=0, le=1)
+    min_positive_rate_shift: float = Field(0.05, ge=0, le=1)
+
+
+class ValidationSettings(StrictModel):
+    # full: every row (production, nightly); sample: a seeded fraction of each batch (CI on
+    # large data). Label joinability always reads every id.
+    depth: Literal["full", "sample"] = "full"
+    sample_fraction: float = Field(0.1, gt=0, le=1)
+    sample_seed: int = 0
+    max_failing_row_share: float = Field(0.0, ge=0, le=1)
+    min_label_join_rate: float = Field(0.99, ge=0, le=1)
+    label_delay_days: int = Field(0, ge=0)
+    failing_rows_sample: int = Field(10, ge=1)
+    max_single_feature_auc: float = Field(0.98, gt=0.5, le=1)
+    leakage_sample_rows: int = Field(200_000, ge=1000)
+    min_labels_per_class: int = Field(50, ge=1)
+    parity_sample_rows: int = Field(200, ge=1)
+    statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)
+    severity: dict[str, Severity] = Field(default_factory=dict)
+
+    def severity_of(self, check: str) -> Severity:
+        """ERROR (blocks, quarantines) unless pipeline.yaml says WARN for this check."""
+        return self.severity.get(check, "ERROR")

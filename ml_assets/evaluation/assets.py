@@ -1,0 +1,239 @@
+"""Evaluation: every piece of evidence the promotion gates need, on the candidate's test rows."""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ml_assets.data.contract import labels_to_binary
+from ml_assets.evaluation.behaviour import load_suite, run_suite
+from ml_assets.evaluation.comparison import mcnemar_exact, paired_bootstrap_auc, slice_comparison
+from ml_assets.evaluation.gates import GATES, decide_all
+from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
+from ml_assets.evaluation.operational import measure_scoring
+from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
+from ml_assets.features.examples import SPLIT_COLUMN
+from ml_assets.resources import PipelineResource
+from ml_assets.settings import Settings
+from ml_assets.training.assets import candidate_model
+from ml_assets.training.model import load_model, predict_scores, save_model, train_on_splits
+from ml_assets.training.registry import download_model_file, version_for_alias
+
+
+def load_evaluation(pipeline: PipelineResource) -> dict:
+    """The latest evaluation written by `evaluation_report`."""
+    path = pipeline.evaluation_path
+    if not path.exists():
+        raise FileNotFoundError(f"no evaluation at {path}: materialise evaluation_report first")
+    return json.loads(path.read_text())
+
+
+def gate_severities(settings: Settings) -> dict[str, str]:
+    """Each evaluation gate's severity from its block of pipeline.yaml."""
+    return {name: getattr(settings.gates, section).severity for name, (section, _) in GATES.items()}
+
+
+def _side(y: np.ndarray, scores: np.ndarray, test: pd.DataFrame, settings: Settings) -> dict:
+    """Metrics, calibration and fairness of one model's scores."""
+    gates, dataset = settings.gates, settings.dataset
+    curve = calibration(y, scores, gates.calibration.bins)
+    return {
+        "metrics": classification_metrics(y, scores, gates.decision_threshold),
+        "calibration": {
+            "ece": curve.ece,
+            "brier": curve.brier,
+            "bin_mean_score": curve.bin_mean_score,
+            "bin_positive_rate": curve.bin_positive_rate,
+            "bin_rows": curve.bin_rows,
+        },
+        "fairness": {
+            column: group_fairness(
+                y, scores, test[column], gates.decision_threshold, gates.fairness.min_group_rows
+            )
+            for column in dataset.sensitive_columns
+        },
+    }
+
+
+def _reproducibility(
+    examples: pd.DataFrame, test: pd.DataFrame, candidate: dict, scores: np.ndarray, pipeline
+) -> dict:
+    """Retrain with the same data, config and seed; compare the model file and the scores."""
+    settings = pipeline.settings
+    training = settings.training
+    window = json.loads(pipeline.training_window_path.read_text())
+    booster = train_on_splits(examples, settings.dataset, training)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.txt"
+        sha = save_model(booster, path)
+        retrained = predict_scores(load_model(path), test, settings.dataset)
+    return {
+        "data_version": window["data_version"],
+        "candidate_data_version": candidate["data_version"],
+        "candidate_sha256": candidate["model_sha256"],
+        "retrained_sha256": sha,
+        "max_score_difference": float(np.max(np.abs(retrained - scores), initial=0.0)),
+        "seed": training.seed,
+    }
+
+
+@dg.asset(group_name="evaluation", deps=[candidate_model], code_version="2")
+def evaluation_report(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """The candidate beside the production model on the same test rows, with every gate verdict."""
+    settings = pipeline.settings
+    dataset, gates = settings.dataset, settings.gates
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    candidate = json.loads(pipeline.candidate_path.read_text())
+    examples = pd.read_parquet(pipeline.training_dataset_path)
+    test = examples[examples[SPLIT_COLUMN] == "test"].reset_index(drop=True)
+    y = labels_to_binary(test[dataset.target_column], dataset.positive_label)
+    model_path = Path(candidate["local_path"])
+    booster = load_model(model_path)
+    scores = predict_scores(booster, test, dataset)
+
+    client = pipeline.mlflow_client()
+    champion = version_for_alias(client, candidate["model"], settings.delivery.production_alias)
+    champion_scores = None
+    if champion is not None:
+        champion_path = download_model_file(
+            client, champion, pipeline.models_dir / f"v{champion.version}"
+        )
+        champion_scores = predict_scores(load_model(champion_path), test, dataset)
+    evaluation = {
+        "model": candidate["model"],
+        "data_version": candidate["data_version"],
+        "test_rows": len(test),
+        "decision_threshold": gates.decision_threshold,
+        "candidate": {
+            "version": candidate["version"],
+            "run_id": candidate["run_id"],
+            **_side(y, scores, test, settings),
+        },
+        "champion": None
+        if champion is None
+        else {"version": str(champion.version), **_side(y, champion_scores, test, settings)},
+    }
+    timings["metrics"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    significance = gates.significance
+    evaluation["slices"] = slice_comparison(
+        {column: test[column].to_numpy() for column in dataset.slice_columns},
+        y,
+        scores,
+        champion_scores,
+        min_rows=gates.slices.min_rows,
+        max_regression=gates.slices.max_regression,
+        samples=significance.bootstrap_samples,
+        confidence=significance.confidence,
+        seed=significance.seed,
+    )
+    evaluation["comparison"] = (
+        None
+        if champion_scores is None
+        else {
+            "bootstrap": paired_bootstrap_auc(
+                y,
+                scores,
+                champion_scores,
+                samples=significance.bootstrap_samples,
+                confidence=significance.confidence,
+                seed=significance.seed,
+            ).as_dict(),
+            "mcnemar": mcnemar_exact(
+                y, scores, champion_scores, gates.decision_threshold
+            ).as_dict(),
+        }
+    )
+    timings["slices_and_significance"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    evaluation["operational"] = measure_scoring(
+        model_path,
+        test.drop(columns=[SPLIT_COLUMN]),
+        dataset,
+        single_row_requests=gates.operational.single_row_requests,
+        batch_rows=gates.operational.batch_rows,
+    ).as_dict()
+    timings["operational"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    behaviour = gates.behaviour
+    if behaviour.cases is None:
+        evaluation["behaviour"] = None
+    else:
+        results = run_suite(
+            load_suite(behaviour.cases, dataset),
+            lambda rows: predict_scores(booster, rows, dataset),
+            test.sample(n=min(behaviour.sample_rows, len(test)), random_state=0),
+            dataset,
+            tolerance=behaviour.score_tolerance,
+            max_failure_rate=behaviour.max_failure_rate,
+        )
+        evaluation["behaviour"] = [{**r.__dict__, "failure_rate": r.failure_rate} for r in results]
+    timings["behaviour"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    evaluation["reproducibility"] = _reproducibility(examples, test, candidate, scores, pipeline)
+    timings["reproducibility"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    decisions = decide_all(evaluation, gates)
+    severities = gate_severities(settings)
+    evaluation["gates"] = {name: d.as_dict() for name, d in decisions.items()}
+    out = pipeline.reports_dir / "evaluation"
+    version_dir = out / f"v{candidate['version']}"
+    plots = render_plots(y, scores, champion_scores, evaluation, version_dir)
+    markdown = render_markdown(evaluation, decisions, severities)
+    (version_dir / "report.md").write_text(markdown)
+    (version_dir / "report.html").write_text(render_html(evaluation, decisions, severities, plots))
+    (out / pipeline.evaluation_path.name).write_text(
+        json.dumps(evaluation, indent=1, default=float)
+    )
+    (version_dir / pipeline.evaluation_path.name).write_text(
+        json.dumps(evaluation, indent=1, default=float)
+    )
+    for name, value in evaluation["candidate"]["metrics"].items():
+        client.log_metric(candidate["run_id"], f"test_{name}", value)
+    client.log_metric(
+        candidate["run_id"], "test_ece", evaluation["candidate"]["calibration"]["ece"]
+    )
+    client.log_artifacts(candidate["run_id"], str(version_dir), "evaluation")
+    # The verdicts travel with the MLflow run too: the registry alone tells why a version moved.
+    for name, decision in decisions.items():
+        client.set_tag(candidate["run_id"], f"gate.{name}", "pass" if decision.passed else "fail")
+    run = client.get_run(candidate["run_id"])
+    timings["report"] = time.perf_counter() - started
+    context.log.info(f"evaluation timings (s): { {k: round(v, 2) for k, v in timings.items()} }")
+
+    metrics = evaluation["candidate"]["metrics"]
+    failed = [name for name, d in decisions.items() if not d.passed]
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": candidate["version"],
+            "champion_version": evaluation["champion"]["version"] if champion else "none",
+            "test_rows": len(test),
+            "roc_auc": metrics["roc_auc"],
+            "pr_auc": metrics["pr_auc"],
+            "log_loss": metrics["log_loss"],
+            "f1": metrics["f1"],
+            "ece": evaluation["candidate"]["calibration"]["ece"],
+            "gates_failed": ", ".join(failed) or "none",
+            "gates": dg.MetadataValue.md(
+                gate_table(decisions, severities).to_markdown(index=False)
+            ),
+            "report": dg.MetadataValue.path(str(version_dir / "report.html")),
+            "report_markdown": dg.MetadataValue.path(str(version_dir / "report.md")),
+            "mlflow_report": dg.MetadataValue.url(
+                f"{run.info.artifact_uri}/evaluation/report.html"
+            ),
+            "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in timings.items()}),
+        }
+    )

@@ -1,0 +1,240 @@
+"""Operational figures of a model on the machine that runs it: latency, throughput, size, memory.
+
+`measure_scoring` runs the measurement in a fresh child process (`python -m
+ml_assets.evaluation.operational <workdir>`), so the memory figures are those of a process that only
+scores, and the caller's threads (a Dagster run, a test runner) do not disturb the timings. The
+parent writes the request (rows as parquet, the contract as JSON, the settings) into a temporary
+folder; the child writes its figures there as JSON.
+
+Sizes are in MiB (2**20 bytes), the unit of /proc's kB figures; "MB" in field names means MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.data.contract import DataContract
+
+MB = 2**20
+"""Bytes per MB in every figure of this module (MiB)."""
+
+_MODULE = "ml_assets.evaluation.operational"
+_REQUEST = "request.json"
+_CONTRACT = "contract.json"
+_ROWS = "rows.parquet"
+_RESULT = "result.json"
+_STDERR_TAIL_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class OperationalProfile:
+    """What scoring with one model costs on this machine."""
+
+    p50_ms: float  # single-row latency through the serving path, median
+    p99_ms: float  # single-row latency, 99th percentile
+    rows_per_second: float  # batch throughput of predict_scores on batch_rows rows (best of 3)
+    model_mb: float  # model file size on disk
+    peak_rss_mb: float  # peak resident memory of the scoring process (after model and batch)
+    baseline_rss_mb: float  # resident memory after imports, before reading rows or the model
+    single_row_requests: int
+    batch_rows: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def measure_scoring(
+    model_path: Path,
+    rows: pd.DataFrame,
+    contract: DataContract,
+    *,
+    single_row_requests: int = 200,
+    batch_rows: int = 20000,
+    warmup: int = 20,
+    timeout_seconds: float = 600.0,
+) -> OperationalProfile:
+    """Latency, throughput, size and memory of scoring `rows` with the model at `model_path`.
+
+    Runs in a fresh child process. `rows` are raw batch rows (at least the contract's model
+    features); they are cycled for the single-row requests and repeated to `batch_rows` for the
+    throughput. Raises FileNotFoundError for a missing model file and RuntimeError, with the
+    child's stderr, when the measurement fails or exceeds `timeout_seconds`.
+    """
+    model_path = Path(model_path).resolve()
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file {model_path} does not exist")
+    if rows.empty:
+        raise ValueError("measure_scoring needs at least one row")
+    if single_row_requests < 1 or batch_rows < 1 or warmup < 0:
+        raise ValueError(
+            "single_row_requests and batch_rows must be >= 1 and warmup >= 0, got "
+            f"{single_row_requests}, {batch_rows}, {warmup}"
+        )
+    model_bytes = model_path.stat().st_size
+
+    with tempfile.TemporaryDirectory(prefix="ml_assets_operational_") as tmp:
+        workdir = Path(tmp)
+        rows.to_parquet(workdir / _ROWS, index=False)
+        # Settings classes extend the contract with their own keys; the child reads a contract.
+        (workdir / _CONTRACT).write_text(
+            contract.model_dump_json(include=set(DataContract.model_fields))
+        )
+        request = {
+            "model_path": str(model_path),
+            "single_row_requests": single_row_requests,
+            "batch_rows": batch_rows,
+            "warmup": warmup,
+        }
+        (workdir / _REQUEST).write_text(json.dumps(request))
+        result = _run_child(workdir, timeout_seconds)
+
+    return OperationalProfile(
+        p50_ms=float(result["p50_ms"]),
+        p99_ms=float(result["p99_ms"]),
+        rows_per_second=float(result["rows_per_second"]),
+        model_mb=model_bytes / MB,
+        peak_rss_mb=float(result["peak_rss_mb"]),
+        baseline_rss_mb=float(result["baseline_rss_mb"]),
+        single_row_requests=single_row_requests,
+        batch_rows=batch_rows,
+    )
+
+
+def _run_child(workdir: Path, timeout_seconds: float) -> dict[str, Any]:
+    """Run the measuring child on `workdir`; its result, or RuntimeError with its stderr."""
+    command = [sys.executable, "-m", _MODULE, str(workdir)]
+    # The child imports the same ml_assets as the caller, installed or not.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    try:
+        done = subprocess.run(
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_seconds,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(
+            f"scoring measurement exceeded {timeout_seconds:g} s ({' '.join(command)}); "
+            f"stderr tail:\n{_tail(exc.stderr)}"
+        ) from exc
+    result_path = workdir / _RESULT
+    if done.returncode != 0 or not result_path.exists():
+        raise RuntimeError(
+            f"scoring measurement failed with exit code {done.returncode} "
+            f"({' '.join(command)}); stderr tail:\n{_tail(done.stderr)}"
+        )
+    return json.loads(result_path.read_text())
+
+
+def _tail(stream: str | bytes | None) -> str:
+    if stream is None:
+        return "<no stderr>"
+    text = stream.decode(errors="replace") if isinstance(stream, bytes) else stream
+    return text[-_STDERR_TAIL_CHARS:] or "<empty stderr>"
+
+
+def _rss_mb(field: str) -> float:
+    """VmRSS or VmHWM (peak) of this process from /proc; getrusage's peak elsewhere."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024 / MB  # kB
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / MB if sys.platform == "darwin" else peak * 1024 / MB  # bytes on macOS, else kB
+
+
+def _percentiles_ms(seconds: list[float]) -> tuple[float, float]:
+    p50, p99 = np.percentile(np.asarray(seconds) * 1000.0, [50, 99])
+    return float(p50), float(p99)
+
+
+def _repeat_to(rows: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first `n` rows of `rows` repeated as often as needed."""
+    if len(rows) >= n:
+        return rows.iloc[:n].reset_index(drop=True)
+    copies = math.ceil(n / len(rows))
+    return pd.concat([rows] * copies, ignore_index=True).iloc[:n]
+
+
+def _measure_in_child(workdir: Path) -> dict[str, float]:
+    """The child's side: every figure but the model size, measured in this process."""
+    import lightgbm  # noqa: F401  (imported before the baseline, like a service would)
+    import pyarrow  # noqa: F401  (read_parquet's engine; imported before the baseline)
+
+    from ml_assets.training.model import load_model, predict_scores
+    from ml_assets.training.serving import score_records, to_records
+
+    baseline_rss_mb = _rss_mb("VmRSS")
+
+    request = json.loads((workdir / _REQUEST).read_text())
+    contract = DataContract.model_validate_json((workdir / _CONTRACT).read_text())
+    rows = pd.read_parquet(workdir / _ROWS)
+    booster = load_model(Path(request["model_path"]))
+
+    # (a) single-row latency through the serving path: one request per row.
+    requests, warmup = int(request["single_row_requests"]), int(request["warmup"])
+    records = to_records(_repeat_to(rows, min(len(rows), requests + warmup)))
+    for i in range(warmup):
+        score_records(booster, [records[i % len(records)]], contract)
+    latencies = []
+    for i in range(warmup, warmup + requests):
+        record = records[i % len(records)]
+        start = time.perf_counter()
+        score_records(booster, [record], contract)
+        latencies.append(time.perf_counter() - start)
+    p50_ms, p99_ms = _percentiles_ms(latencies)
+
+    # (b) batch throughput of predict_scores, best of 3.
+    batch_rows = int(request["batch_rows"])
+    batch = _repeat_to(rows, batch_rows)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        scores: np.ndarray = predict_scores(booster, batch, contract)
+        best = min(best, time.perf_counter() - start)
+    if len(scores) != batch_rows:
+        raise RuntimeError(f"predict_scores returned {len(scores)} scores for {batch_rows} rows")
+
+    # (c) peak memory of this scoring process.
+    return {
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
+        "rows_per_second": batch_rows / max(best, 1e-9),
+        "peak_rss_mb": _rss_mb("VmHWM"),
+        "baseline_rss_mb": baseline_rss_mb,
+    }
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m ml_assets.evaluation.operational <workdir>", file=sys.stderr)
+        return 2
+    workdir = Path(argv[0])
+    result = _measure_in_child(workdir)
+    partial = workdir / f"{_RESULT}.partial"
+    partial.write_text(json.dumps(result))
+    partial.replace(workdir / _RESULT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,197 @@
+"""The evaluation report: gate table, metrics beside the champion's, slices, fairness, plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.evaluation.gates import GateDecision
+
+
+def gate_table(decisions: dict[str, GateDecision], severities: dict[str, str]) -> pd.DataFrame:
+    """One row per gate: decision, headline value, threshold, champion's value and why."""
+    return pd.DataFrame(
+        [
+            {
+                "gate": name,
+                "decision": "pass"
+                if d.passed
+                else ("block" if severities[name] == "ERROR" else "warn"),
+                "severity": severities[name],
+                "value": round(d.value, 5),
+                "threshold": round(d.threshold, 5),
+                "champion": None if d.reference is None else round(d.reference, 5),
+                "reason": d.reason,
+            }
+            for name, d in decisions.items()
+        ]
+    )
+
+
+def _sections(evaluation: dict, decisions: dict[str, GateDecision], severities) -> list[tuple]:
+    """(title, table) pairs shared by the markdown and HTML renderings."""
+    cand, champ = evaluation["candidate"], evaluation["champion"]
+    metrics = pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "candidate": round(value, 5),
+                "champion": round(champ["metrics"][name], 5) if champ else None,
+            }
+            for name, value in cand["metrics"].items()
+        ]
+    )
+    fairness = pd.DataFrame(
+        [
+            {
+                "column": column,
+                "model": who,
+                "demographic_parity_difference": round(result["demographic_parity_difference"], 4),
+                "equalized_odds_difference": round(result["equalized_odds_difference"], 4),
+            }
+            for who, side in (("candidate", cand), ("champion", champ))
+            if side
+            for column, result in side["fairness"].items()
+        ]
+    )
+    groups = pd.DataFrame(
+        [
+            {"column": column, **group}
+            for column, result in cand["fairness"].items()
+            for group in result["groups"]
+        ]
+    )
+    curve = cand["calibration"]
+    calibration = pd.DataFrame(
+        {
+            "mean score": curve["bin_mean_score"],
+            "default rate": curve["bin_positive_rate"],
+            "rows": curve["bin_rows"],
+        }
+    )
+    comparison = evaluation["comparison"]
+    significance = (
+        pd.Series(comparison["bootstrap"]).rename_axis("bootstrap").reset_index(name="value")
+        if comparison
+        else pd.DataFrame([{"note": "no champion: nothing to compare"}])
+    )
+    mcnemar = pd.DataFrame([comparison["mcnemar"]]) if comparison else pd.DataFrame()
+    behaviour = pd.DataFrame(
+        [
+            {k: r[k] for k in ("kind", "name", "rows", "failures", "passed", "detail")}
+            for r in evaluation["behaviour"] or []
+        ]
+    )
+    return [
+        ("Gates", gate_table(decisions, severities)),
+        ("Metrics on the test rows", metrics),
+        ("Slices (ROC AUC)", pd.DataFrame(evaluation["slices"])),
+        ("Fairness", fairness),
+        ("Fairness by group (candidate)", groups),
+        (f"Calibration (ECE {curve['ece']:.4f}, Brier {curve['brier']:.4f})", calibration),
+        ("Champion vs challenger: paired bootstrap of the AUC difference", significance),
+        ("Champion vs challenger: McNemar's exact test at the decision threshold", mcnemar),
+        ("Operational (measured on this machine)", pd.DataFrame([evaluation["operational"]])),
+        ("Behaviour tests", behaviour),
+        ("Reproducibility", pd.DataFrame([evaluation["reproducibility"]]).T.reset_index()),
+    ]
+
+
+def _header(evaluation: dict) -> list[str]:
+    cand, champ = evaluation["candidate"], evaluation["champion"]
+    return [
+        f"model {evaluation['model']} v{cand['version']} (MLflow run {cand['run_id']})",
+        f"test rows {evaluation['test_rows']}, data version {evaluation['data_version']}, "
+        f"decision threshold {evaluation['decision_threshold']}",
+        f"champion (production) v{champ['version']}" if champ else "champion: none",
+    ]
+
+
+def render_markdown(
+    evaluation: dict, decisions: dict[str, GateDecision], severities: dict[str, str]
+) -> str:
+    lines = [f"# Evaluation of {evaluation['model']} v{evaluation['candidate']['version']}", ""]
+    lines += [f"- {line}" for line in _header(evaluation)]
+    for title, table in _sections(evaluation, decisions, severities):
+        body = table.to_markdown(index=False) if not table.empty else "(none)"
+        lines += ["", f"## {title}", "", body]
+    return "\n".join(lines) + "\n"
+
+
+def render_plots(
+    y_true: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray | None,
+    evaluation: dict,
+    out_dir: Path,
+) -> dict[str, Path]:
+    """ROC curves and the calibration curve as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for label, scores in (("candidate", candidate), ("champion", champion)):
+        if scores is None:
+            continue
+        fpr, tpr, _ = roc_curve(y_true, scores)
+        ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.legend(loc="lower right")
+    paths["roc"] = out_dir / "roc.png"
+    fig.savefig(paths["roc"], dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for label in ("candidate", "champion"):
+        side = evaluation[label]
+        if not side:
+            continue
+        curve = side["calibration"]
+        ax.plot(curve["bin_mean_score"], curve["bin_positive_rate"], marker="o", label=label)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(
+        xlabel="mean predicted default risk", ylabel="observed default rate", title="Calibration"
+    )
+    ax.legend(loc="upper left")
+    paths["calibration"] = out_dir / "calibration.png"
+    fig.savefig(paths["calibration"], dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def render_html(
+    evaluation: dict,
+    decisions: dict[str, GateDecision],
+    severities: dict[str, str],
+    plots: dict[str, Path],
+) -> str:
+    """A self-contained HTML page: the same tables, plots embedded."""
+    title = f"Evaluation of {evaluation['model']} v{evaluation['candidate']['version']}"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><ul>",
+        *[f"<li>{html.escape(line)}</li>" for line in _header(evaluation)],
+        "</ul>",
+    ]
+    for name, path in plots.items():
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<img alt='{name}' src='data:image/png;base64,{data}'>")
+    for title_, table in _sections(evaluation, decisions, severities):
+        parts.append(f"<h2>{html.escape(title_)}</h2>")
+        parts.append(table.to_html(index=False) if not table.empty else "<p>(none)</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,152 @@
+"""Window gates on the training dataset: splits are disjoint, every class is represented in
+every split, and no single feature leaks the label over the whole window."""
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.data.batches import cached, file_state
+from ml_assets.data.validation import check_label_leakage
+from ml_assets.features.assets import training_dataset
+from ml_assets.features.examples import SPLIT_COLUMN
+from ml_assets.features.integrity import split_integrity
+from ml_assets.metadata import markdown_table
+from ml_assets.resources import PipelineResource
+
+
+def _training_examples(pipeline: PipelineResource):
+    """The training dataset file (a polars frame), read once for the three window gates."""
+    from ml_assets.data.screen import read_examples
+
+    contract = pipeline.settings.dataset
+    path = pipeline.training_dataset_path
+    columns = [
+        contract.id_column,
+        *contract.feature_columns,
+        contract.target_column,
+        SPLIT_COLUMN,
+    ]
+    categorical = [*contract.categorical_columns, SPLIT_COLUMN]
+    return cached(
+        ("examples", file_state(path), *columns),
+        lambda: read_examples(path, columns, categorical),
+    )
+
+
+def _window_result(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"decision": "pass" if passed else "block", **metadata},
+    )
+
+
+def judge_splits(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """No id and no identical feature row in two splits (screened by hash; the reference names)."""
+    from ml_assets.data.screen import splits_clear
+
+    contract = pipeline.settings.dataset
+    examples = _training_examples(pipeline)
+    if splits_clear(examples, contract, SPLIT_COLUMN):
+        shared, dupes, sample = [], 0, pd.DataFrame()
+    else:  # the reference names the shared ids and the duplicated rows
+        integrity = split_integrity(examples.to_pandas(), contract)
+        shared, dupes = integrity.ids_in_several_splits, integrity.duplicate_rows_across_splits
+        sample = integrity.duplicate_sample
+    return _window_result(
+        not shared and dupes == 0,
+        f"{len(shared)} id(s) in several splits, {dupes} duplicated row(s) across splits",
+        value=len(shared) + dupes,
+        threshold=0,
+        ids_in_several_splits=len(shared),
+        duplicate_rows_across_splits=dupes,
+        failing_rows_sample=markdown_table(sample),
+    )
+
+
+def judge_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """Label counts per split and class against the floor."""
+    from ml_assets.data.screen import labels_per_class
+
+    settings = pipeline.settings
+    counts = labels_per_class(_training_examples(pipeline), settings.dataset, SPLIT_COLUMN)
+    floor = settings.validation.min_labels_per_class
+    lowest = min((n for per in counts.values() for n in per.values()), default=0)
+    short = {
+        f"{split}/{label}": n
+        for split, per in counts.items()
+        for label, n in per.items()
+        if n < floor
+    }
+    return _window_result(
+        not short and len(counts) == 3,
+        f"fewest labels of a class in a split: {lowest} (floor {floor})",
+        value=lowest,
+        threshold=floor,
+        counts=dg.MetadataValue.json(counts),
+        short=dg.MetadataValue.json(short),
+    )
+
+
+def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """Single-feature AUCs over the window (bounded by the screen, exact when it cannot clear)."""
+    from ml_assets.data.screen import MARGIN, window_auc_ceiling
+
+    settings = pipeline.settings
+    bound = settings.validation.max_single_feature_auc
+    contract = settings.dataset
+    # Only the features and the label are scored: ids are not carried into the sample.
+    examples = _training_examples(pipeline).select(
+        *contract.feature_columns, contract.target_column
+    )
+    if len(examples) > settings.validation.leakage_sample_rows:
+        examples = examples.sample(n=settings.validation.leakage_sample_rows, seed=0)
+    ceiling = window_auc_ceiling(examples, contract)
+    if ceiling is not None and ceiling[0] <= bound * (1 - MARGIN):
+        top, table = ceiling
+        return _window_result(
+            True,
+            f"best single-feature ROC AUC at most {top:.4f} (screened)",
+            value=top,
+            threshold=bound,
+            single_feature_aucs=markdown_table(table),
+        )
+    # The screen could not rule a leak out: the exact AUCs decide, and name the feature.
+    report = check_label_leakage(examples.to_pandas(), contract, max_auc=bound, day="window")
+    return _window_result(
+        report.passed,
+        report.reason,
+        value=report.value,
+        threshold=report.threshold,
+        single_feature_aucs=markdown_table(report.failure_cases),
+    )
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_splits_are_disjoint(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """No application id sits in two splits and no identical feature row crosses splits."""
+    return judge_splits(pipeline)
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_has_enough_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """Every split of the window holds at least the configured number of labels of each class."""
+    return judge_labels_per_class(pipeline)
+
+
+@dg.asset_check(asset=training_dataset, blocking=True)
+def training_dataset_has_no_leaking_feature(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    """No single feature ranks the label almost perfectly over the whole training window."""
+    return judge_window_leakage(pipeline)
+
+
+WINDOW_JUDGES = {
+    "training_dataset_splits_are_disjoint": judge_splits,
+    "training_dataset_has_enough_labels_per_class": judge_labels_per_class,
+    "training_dataset_has_no_leaking_feature": judge_window_leakage,
+}
+WINDOW_CHECKS = [
+    training_dataset_splits_are_disjoint,
+    training_dataset_has_enough_labels_per_class,
+    training_dataset_has_no_leaking_feature,
+]

@@ -1,0 +1,1 @@
+"""The monitoring stage: drift of new batches and the hygiene of every gate."""

@@ -1,0 +1,192 @@
+"""Monitoring: drift of the newest passing batch, and gate hygiene from past check evaluations."""
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.data.assets import raw_batches
+from ml_assets.data.batches import locate_batches, read_batch
+from ml_assets.data.gates import BATCH_GATES
+from ml_assets.data.ledger import batch_status
+from ml_assets.features.assets import reference_profile
+from ml_assets.metadata import markdown_table
+from ml_assets.monitoring.drift import measure_drift
+from ml_assets.monitoring.gate_history import GateEvaluation, summarise_gate_history
+from ml_assets.resources import PipelineResource
+
+
+@dg.asset(group_name="monitoring", deps=[raw_batches, reference_profile], code_version="1")
+def drift_report(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Evidently drift of the newest batch that passed the data gates, against the reference."""
+    settings = pipeline.settings
+    dataset = settings.dataset
+    batches = locate_batches(dataset.features_dir, dataset.labels_dir)
+    passing = [
+        d for d, b in batches.items() if batch_status(pipeline.ledger_dir, b, BATCH_GATES).eligible
+    ]
+    if not passing:
+        raise dg.Failure("no batch has passed the data gates yet; nothing to measure drift on")
+    day = passing[-1]
+    current = read_batch(batches[day].features)
+    reference = pd.read_parquet(pipeline.reference_sample_path)
+    html = pipeline.reports_dir / "drift" / f"{day}.html"
+    summary = measure_drift(
+        reference,
+        current,
+        dataset.feature_columns,
+        drifted_share_threshold=settings.drift.drifted_columns_share,
+        html_path=html,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "batch": day,
+            "drifted_share": summary.drifted_share,
+            "drifted_columns": summary.drifted_columns,
+            "columns": summary.columns,
+            "threshold": summary.threshold,
+            "dataset_drift": summary.dataset_drift,
+            "drifted_column_names": ", ".join(summary.drifted_column_names) or "none",
+            "column_scores": dg.MetadataValue.json(summary.column_scores),
+            "report": dg.MetadataValue.path(str(html)),
+        }
+    )
+
+
+# The newest evaluations read per gate; older ones do not enter the summary.
+HISTORY_LIMIT = 500
+# Without a repository on the context, the gates are those among the newest evaluations of the
+# instance: at most this many evaluation events are scanned for their check keys.
+KEY_SCAN_LIMIT = 20_000
+
+
+def code_location_check_keys(repository: dg.RepositoryDefinition) -> set[dg.AssetCheckKey]:
+    """Every asset check of the code location: standalone checks and checks inside assets."""
+    keys = set(repository.asset_checks_defs_by_key)
+    for assets_def in repository.assets_defs_by_key.values():
+        keys.update(assets_def.check_keys)
+    return keys
+
+
+def instance_check_keys(
+    instance: dg.DagsterInstance, limit: int = KEY_SCAN_LIMIT
+) -> set[dg.AssetCheckKey]:
+    """The checks with an evaluation among the newest `limit` evaluation events of the instance."""
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=limit
+    )
+    keys = set()
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is not None:
+            keys.add(event.event_specific_data.asset_check_key)
+    return keys
+
+
+def gates_to_summarise(
+    context: dg.AssetExecutionContext,
+) -> tuple[set[dg.AssetCheckKey], str]:
+    """The checks to summarise, and where their list came from.
+
+    Runs launched from a code location (`dagster dev`, the daemon, `dagster job execute`) carry
+    its repository: every check it defines. In-process runs (`execute_in_process`, `materialize`,
+    `make run`) carry none, and then the checks are those with evaluations on the instance.
+    """
+    from dagster._check import CheckError
+
+    try:
+        repository = context.repository_def
+    except CheckError:  # "No repository definition was set on the step context"
+        return instance_check_keys(context.instance), "instance history"
+    return code_location_check_keys(repository), "code location"
+
+
+def gate_names(keys: Iterable[dg.AssetCheckKey]) -> dict[dg.AssetCheckKey, str]:
+    """A check's name, or `asset:check` when two assets have checks of the same name."""
+    keys = list(keys)
+    counts = Counter(key.name for key in keys)
+    return {key: key.name if counts[key.name] == 1 else key.to_user_string() for key in keys}
+
+
+def _number(metadata: Mapping[str, object], name: str) -> float | None:
+    """A finite numeric metadata entry as a float, else None (booleans are not numbers)."""
+    entry = metadata.get(name)
+    value = getattr(entry, "value", entry)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def gate_evaluations(
+    instance: dg.DagsterInstance,
+    keys: Iterable[dg.AssetCheckKey],
+    limit: int = HISTORY_LIMIT,
+) -> list[GateEvaluation]:
+    """The newest `limit` completed evaluations of each check, as GateEvaluation records.
+
+    Executions that never produced an evaluation (planned, skipped, or the check raised) have no
+    verdict and are left out.
+    """
+    from dagster._core.storage.asset_check_execution_record import (
+        COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    )
+
+    names = gate_names(keys)
+    evaluations = []
+    for key, gate in names.items():
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=limit, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+        )
+        for record in records:
+            evaluation = record.evaluation
+            if evaluation is None or record.event is None:
+                continue
+            metadata = evaluation.metadata or {}
+            evaluations.append(
+                GateEvaluation(
+                    gate=gate,
+                    passed=bool(evaluation.passed),
+                    severity=evaluation.severity.value,
+                    margin=_number(metadata, "margin"),
+                    value=_number(metadata, "value"),
+                    threshold=_number(metadata, "threshold"),
+                    timestamp=record.event.timestamp,
+                )
+            )
+    return evaluations
+
+
+@dg.asset(group_name="governance")
+def gate_history(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Each gate's runs, failures and nearness to its threshold, flagging gates to review."""
+    keys, source = gates_to_summarise(context)
+    evaluations = gate_evaluations(context.instance, keys)
+    summary = summarise_gate_history(evaluations)
+    folder = pipeline.gate_history_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / "gate_history.csv"
+    summary.to_csv(csv_path, index=False)
+    table = summary.to_markdown(index=False) if not summary.empty else "(no gate evaluations yet)"
+    (folder / "gate_history.md").write_text(table + "\n")
+    flagged = int((summary["flag"] != "").sum())
+    context.log.info(
+        f"{len(summary)} gate(s) with history ({len(keys)} from the {source}), "
+        f"{len(evaluations)} evaluation(s), {flagged} flagged"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "gates": len(summary),
+            "flagged": flagged,
+            "evaluations": len(evaluations),
+            "gates_from": source,
+            "summary": markdown_table(summary, max_rows=100),
+            "csv": dg.MetadataValue.path(str(csv_path)),
+        }
+    )

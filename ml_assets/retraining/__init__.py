@@ -1,0 +1,1 @@
+"""The retraining stage: the jobs automation requests, and the sensors and schedule that do."""

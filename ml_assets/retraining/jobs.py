@@ -1,0 +1,36 @@
+"""The jobs that automation requests: ingestion, retraining, and everything end to end.
+
+They span stages (ingestion ends with the drift report, retraining ends with staging), so they
+live here, above the stages they select.
+"""
+
+import dagster as dg
+
+from ml_assets.data.assets import raw_batches, raw_labels
+from ml_assets.delivery.assets import production_model, staging_model
+from ml_assets.evaluation.assets import evaluation_report
+from ml_assets.features.assets import reference_profile, training_dataset
+from ml_assets.monitoring.assets import drift_report
+from ml_assets.training.assets import candidate_model
+
+ml_pipeline_job = dg.define_asset_job(
+    "ml_pipeline_job",
+    # production_model moves only with a human approver; gate_history reviews past runs and
+    # has its own job and schedule.
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(production_model)
+    - dg.AssetSelection.groups("governance"),
+    description="Everything end to end: ingest and gate batches, train, evaluate, stage, monitor.",
+)
+ingestion_job = dg.define_asset_job(
+    "ingestion_job",
+    selection=dg.AssetSelection.assets(raw_batches, raw_labels, drift_report),
+    description="Ingest and gate new batches, then measure the newest passing batch's drift.",
+)
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets(
+        training_dataset, reference_profile, candidate_model, evaluation_report, staging_model
+    ),
+    description="Retrain on the passing batches of the window, evaluate, and stage if gates pass.",
+)

@@ -1,0 +1,1 @@
+"""The training stage: the LightGBM candidate, the serving path, the MLflow registry."""

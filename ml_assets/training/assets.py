@@ -1,0 +1,105 @@
+"""Training: a LightGBM candidate, tracked in MLflow and registered as a new model version."""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.features.assets import training_dataset
+from ml_assets.resources import PipelineResource
+from ml_assets.settings import PROJECT_ROOT
+from ml_assets.training.lineage import git_commit
+from ml_assets.training.model import save_model, train_on_splits
+from ml_assets.training.registry import MODEL_FILE, append_audit, register_version
+
+
+@dg.asset(
+    group_name="training",
+    deps=[training_dataset],
+    required_resource_keys={"mlflow", "pipeline"},
+    code_version="1",
+)
+def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """LightGBM model trained on the window's train split, registered in MLflow as a new version."""
+    # dagster-mlflow is a function-style resource, so both resources come by key, not by argument.
+    pipeline: PipelineResource = context.resources.pipeline
+    settings = pipeline.settings
+    dataset, training = settings.dataset, settings.training
+    examples = pd.read_parquet(pipeline.training_dataset_path)
+    window = json.loads(pipeline.training_window_path.read_text())
+    booster = train_on_splits(examples, dataset, training)
+    mlflow = context.resources.mlflow
+    commit = git_commit(PROJECT_ROOT)
+    tags = {
+        "data_version": window["data_version"],
+        "code_version": commit,
+        "window": f"{window['days'][0]}..{window['days'][-1]}",
+        "excluded_batches": ",".join(sorted(window["excluded"])) or "none",
+        "dagster_run_id": context.run.run_id,
+    }
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            model_path = Path(tmp) / MODEL_FILE
+            model_sha = save_model(booster, model_path)
+            mlflow.log_params(
+                {
+                    **training.lightgbm,
+                    "num_boost_round": training.num_boost_round,
+                    "best_iteration": booster.best_iteration,
+                    "seed": training.seed,
+                }
+            )
+            mlflow.log_metric("valid_auc", float(booster.best_score["valid_0"]["auc"]))
+            mlflow.set_tags({**tags, "model_sha256": model_sha})
+            mlflow.log_dict(window, "data/training_window.json")
+            mlflow.log_artifact(str(model_path), "model")
+            run = mlflow.active_run()
+            version = register_version(
+                pipeline.mlflow_client(),
+                training.registered_model_name,
+                run.info.run_id,
+                run.info.artifact_uri,
+                {**tags, "model_sha256": model_sha},
+            )
+            local = pipeline.models_dir / f"v{version.version}" / MODEL_FILE
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model_path, local)
+    except Exception:
+        mlflow.end_run(status="FAILED")
+        raise
+    candidate = {
+        "model": training.registered_model_name,
+        "version": str(version.version),
+        "run_id": run.info.run_id,
+        "model_sha256": model_sha,
+        "data_version": window["data_version"],
+        "code_version": commit,
+        "local_path": str(local),
+    }
+    pipeline.candidate_path.write_text(json.dumps(candidate, indent=1))
+    append_audit(
+        pipeline.audit_dir,
+        training.registered_model_name,
+        version.version,
+        "registered",
+        run_id=run.info.run_id,
+        data_version=window["data_version"],
+        code_version=commit,
+        dagster_run_id=context.run.run_id,
+        excluded_batches=window["excluded"],
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": str(version.version),
+            "mlflow_run_id": run.info.run_id,
+            "data_version": window["data_version"],
+            "code_version": commit,
+            "best_iteration": int(booster.best_iteration or training.num_boost_round),
+            "valid_auc": float(booster.best_score["valid_0"]["auc"]),
+            "model_sha256": model_sha,
+            "excluded_batches": dg.MetadataValue.json(window["excluded"]),
+        }
+    )

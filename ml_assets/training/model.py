@@ -1,0 +1,98 @@
+"""Training and scoring with LightGBM, stored in its native text format (never pickled)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.data.contract import DataContract, labels_to_binary
+from ml_assets.features.examples import SPLIT_COLUMN, build_features
+
+if TYPE_CHECKING:
+    from ml_assets.training.policy import TrainingSettings
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+
+def train_model(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    contract: DataContract,
+    *,
+    params: dict[str, Any],
+    num_boost_round: int,
+    early_stopping_rounds: int,
+    seed: int,
+) -> lgb.Booster:
+    """Fit a LightGBM booster on `train`, early-stopping on `valid`; deterministic for a seed."""
+    import lightgbm as lgb
+
+    settings = {
+        **params,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+        "metric": params.get("metric", "auc"),
+    }
+    x_train = build_features(train, contract)
+    x_valid = build_features(valid, contract)
+    y_train = labels_to_binary(train[contract.target_column], contract.positive_label)
+    y_valid = labels_to_binary(valid[contract.target_column], contract.positive_label)
+    if len(np.unique(y_train)) < 2:
+        raise ValueError(f"training split has a single class ({len(y_train)} rows); cannot train")
+    train_set = lgb.Dataset(x_train, y_train, categorical_feature="auto", free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+    callbacks = (
+        [lgb.early_stopping(early_stopping_rounds, verbose=False)] if early_stopping_rounds else []
+    )
+    return lgb.train(
+        settings,
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=callbacks,
+    )
+
+
+def train_on_splits(
+    examples: pd.DataFrame, contract: DataContract, training: TrainingSettings
+) -> lgb.Booster:
+    """Train on the window's train split, early-stopping on its validation split, as
+    pipeline.yaml's training section says: the candidate, its reproducibility retrain and the
+    benchmarks all train through here, so "same config" holds by construction."""
+    return train_model(
+        examples[examples[SPLIT_COLUMN] == "train"],
+        examples[examples[SPLIT_COLUMN] == "validation"],
+        contract,
+        params=training.lightgbm,
+        num_boost_round=training.num_boost_round,
+        early_stopping_rounds=training.early_stopping_rounds,
+        seed=training.seed,
+    )
+
+
+def save_model(booster: lgb.Booster, path: Path) -> str:
+    """Write the booster as LightGBM text (best iteration only); return the file's sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(path), num_iteration=booster.best_iteration or None)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_model(path: Path) -> lgb.Booster:
+    """Load a booster from LightGBM's text format (no code runs while loading)."""
+    import lightgbm as lgb
+
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    return lgb.Booster(model_file=str(path))
+
+
+def predict_scores(booster: lgb.Booster, rows: pd.DataFrame, contract: DataContract) -> np.ndarray:
+    """Predicted probability of the positive class for raw rows (same features as training)."""
+    return booster.predict(build_features(rows, contract), num_threads=1)
