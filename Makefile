@@ -24,8 +24,8 @@ venv: $(STAMP) ## Build .venv with the project and its dev tools
 run: $(STAMP) ## Generate the demo data if absent and materialise every asset end to end
 	$(BIN)/python -m ml_assets.cli.run
 
-test: $(STAMP) ## Run the test suite
-	$(BIN)/python -m pytest -q
+test: $(STAMP) ## Run the test suite, one worker per core
+	$(BIN)/python -m pytest -q -n auto
 
 dev: $(STAMP) ## Start the Dagster UI on 127.0.0.1:$(DAGSTER_PORT)
 	$(BIN)/python -m ml_assets.cli.instance

@@ -1,5 +1,6 @@
 """Evaluation core: metrics, comparison statistics, behaviour cases and gate decisions."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -21,6 +22,18 @@ from ml_assets.evaluation.comparison import (
     paired_bootstrap_auc,
     slice_comparison,
     weighted_aucs,
+)
+from ml_assets.evaluation.evidence import (
+    BehaviourCase,
+    Bootstrap,
+    Calibration,
+    Comparison,
+    Evaluation,
+    McNemar,
+    ModelEvidence,
+    Operational,
+    Reproducibility,
+    SliceEvidence,
 )
 from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
 from ml_assets.evaluation.policy import (
@@ -114,7 +127,9 @@ def test_slice_comparison_tests_only_slices_beyond_tolerance():
     by_value = {r["value"]: r for r in rows}
     assert by_value["a"]["drop_low"] is None  # identical scores: no test needed
     assert by_value["b"]["drop_low"] > 0.1
-    decision = gates.slice_regression(rows, SliceGate(min_rows=100, min_roc_auc=0.4))
+    decision = gates.slice_regression(
+        [SliceEvidence(**r) for r in rows], SliceGate(min_rows=100, min_roc_auc=0.4)
+    )
     assert not decision.passed and "group=b" in decision.reason
 
 
@@ -141,10 +156,18 @@ def test_metric_floors_and_champion_directions():
 
 
 def _comparison(low):
-    return {
-        "bootstrap": {"difference": 0.004, "low": low, "high": 0.01, "confidence": 0.95},
-        "mcnemar": {"p_value": 0.4, "only_challenger_right": 12, "only_champion_right": 9},
-    }
+    return Comparison(
+        bootstrap=Bootstrap(
+            difference=0.004, low=low, high=0.01, confidence=0.95, samples=1000, valid_samples=1000
+        ),
+        mcnemar=McNemar(
+            both_right=900,
+            only_challenger_right=12,
+            only_champion_right=9,
+            both_wrong=79,
+            p_value=0.4,
+        ),
+    )
 
 
 def test_significance_rules():
@@ -158,18 +181,19 @@ def test_significance_rules():
 
 
 def test_reproducibility_decisions():
-    same = {
-        "data_version": "d1",
-        "candidate_data_version": "d1",
-        "candidate_sha256": "a" * 64,
-        "retrained_sha256": "a" * 64,
-        "max_score_difference": 0.0,
-    }
+    same = Reproducibility(
+        data_version="d1",
+        candidate_data_version="d1",
+        candidate_sha256="a" * 64,
+        retrained_sha256="a" * 64,
+        max_score_difference=0.0,
+        seed=42,
+    )
     policy = ReproducibilityGate()
     assert gates.reproducibility(same, policy).passed
-    drifted = {**same, "retrained_sha256": "b" * 64, "max_score_difference": 0.01}
+    drifted = same.model_copy(update={"retrained_sha256": "b" * 64, "max_score_difference": 0.01})
     assert not gates.reproducibility(drifted, policy).passed
-    moved = {**same, "data_version": "d2"}
+    moved = same.model_copy(update={"data_version": "d2"})
     decision = gates.reproducibility(moved, policy)
     assert not decision.passed and "d2" in decision.reason
 
@@ -225,7 +249,8 @@ def test_run_suite_catches_a_backwards_feature():
     assert not directional.passed and directional.failures == 50 and directional.failing_sample
     biased = run_suite(suite, uses_sex, _rows(), CONTRACT, tolerance=0.01, max_failure_rate=0.0)
     assert not next(r for r in biased if r.kind == "invariance").passed
-    decision = gates.behaviour([r.__dict__ for r in bad], BehaviourGate(max_failure_rate=0.0))
+    cases = [BehaviourCase(**dataclasses.asdict(r), failure_rate=r.failure_rate) for r in bad]
+    decision = gates.behaviour(cases, BehaviourGate(max_failure_rate=0.0))
     assert not decision.passed and "more debt" in decision.reason
 
 
@@ -268,15 +293,14 @@ def test_fairness_leaves_out_tiny_and_one_class_groups():
 
 def test_gate_verdicts_follow_the_current_policy():
     rows = [
-        {
-            "column": "region",
-            "value": "north",
-            "rows": 600,
-            "candidate_roc_auc": 0.70,
-            "champion_roc_auc": 0.72,
-            "drop_low": None,
-            "drop_high": None,
-        }
+        SliceEvidence(
+            column="region",
+            value="north",
+            rows=600,
+            positives=80,
+            candidate_roc_auc=0.70,
+            champion_roc_auc=0.72,
+        )
     ]
     # Evaluated under a 0.03 tolerance (no interval needed); tightened to 0.01 it fails.
     assert gates.slice_regression(rows, SliceGate(max_regression=0.03, min_rows=500)).passed
@@ -285,14 +309,15 @@ def test_gate_verdicts_follow_the_current_policy():
     assert gates.slice_regression(rows, SliceGate(min_rows=1000)).reason == (
         "no slice reaches min_rows"
     )
-    case = {
-        "kind": "directional",
-        "name": "more debt",
-        "rows": 1000,
-        "failures": 50,
-        "passed": True,
-        "detail": "",
-    }
+    case = BehaviourCase(
+        kind="directional",
+        name="more debt",
+        rows=1000,
+        failures=50,
+        passed=True,
+        detail="",
+        failure_rate=0.05,
+    )
     assert gates.behaviour([case], BehaviourGate(max_failure_rate=0.1)).passed
     assert not gates.behaviour([case], BehaviourGate(max_failure_rate=0.01)).passed
 
@@ -305,3 +330,51 @@ def test_a_failing_gate_never_reports_a_positive_margin():
     assert not decision.passed and decision.margin < 0
     held = gates.decide("g", [gates.Criterion("same file", 0.0, 0.0, "<=", binary=True)])
     assert held.passed and math.isinf(held.margin)
+
+
+def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
+    side = ModelEvidence(
+        version="3",
+        metrics={"roc_auc": 0.8, "log_loss": math.nan},
+        calibration=Calibration(
+            ece=0.01, brier=0.1, bin_mean_score=[0.1], bin_positive_rate=[0.1], bin_rows=[5]
+        ),
+        fairness={},
+    )
+    evaluation = Evaluation(
+        model="m",
+        data_version="d1",
+        test_rows=5,
+        decision_threshold=0.5,
+        candidate=side,
+        champion=None,
+        slices=[],
+        comparison=None,
+        operational=Operational(
+            p50_ms=1.0,
+            p99_ms=math.inf,
+            rows_per_second=1e5,
+            model_mb=0.1,
+            peak_rss_mb=100.0,
+            baseline_rss_mb=90.0,
+            single_row_requests=10,
+            batch_rows=100,
+        ),
+        behaviour=None,
+        reproducibility=Reproducibility(
+            data_version="d1",
+            candidate_data_version="d1",
+            candidate_sha256="a",
+            retrained_sha256="a",
+            max_score_difference=0.0,
+            seed=1,
+        ),
+    )
+    path = tmp_path / "evaluation.json"
+    evaluation.save(path)
+    back = Evaluation.load(path)
+    assert math.isnan(back.candidate.metrics["log_loss"]) and math.isinf(back.operational.p99_ms)
+    assert back.model_dump_json() == evaluation.model_dump_json()
+    path.write_text(path.read_text().replace('"test_rows": 5', '"test_rows": "many"'))
+    with pytest.raises(ValueError, match=r"evaluation.json.*test_rows"):
+        Evaluation.load(path)

@@ -55,7 +55,7 @@ def staging_model(
     """The candidate that passed every evaluation gate, under the MLflow `staging` alias."""
     settings = pipeline.settings
     evaluation = load_evaluation(pipeline)
-    version = evaluation["candidate"]["version"]
+    version = evaluation.candidate.version
     verdicts = gate_verdicts(context.instance, PROMOTION_GATES)
     blocked = {name: v for name, v in verdicts.items() if v not in ("passed", "warned")}
     if blocked:
@@ -64,7 +64,7 @@ def staging_model(
             metadata={"gates": dg.MetadataValue.json(verdicts)},
         )
     client = pipeline.mlflow_client()
-    name, alias = evaluation["model"], settings.delivery.staging_alias
+    name, alias = evaluation.model, settings.delivery.staging_alias
     previous = version_for_alias(client, name, alias)
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, GATES_TAG, "passed")

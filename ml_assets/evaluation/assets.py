@@ -1,5 +1,6 @@
 """Evaluation: every piece of evidence the promotion gates need, on the candidate's test rows."""
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -12,7 +13,16 @@ import pandas as pd
 from ml_assets.data.contract import labels_to_binary
 from ml_assets.evaluation.behaviour import load_suite, run_suite
 from ml_assets.evaluation.comparison import mcnemar_exact, paired_bootstrap_auc, slice_comparison
-from ml_assets.evaluation.gates import GATES, decide_all
+from ml_assets.evaluation.evidence import (
+    BehaviourCase,
+    Calibration,
+    Comparison,
+    Evaluation,
+    Fairness,
+    ModelEvidence,
+    Reproducibility,
+)
+from ml_assets.evaluation.gates import decide_all, severities
 from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
 from ml_assets.evaluation.operational import measure_scoring
 from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
@@ -24,44 +34,41 @@ from ml_assets.training.model import load_model, predict_scores, save_model, tra
 from ml_assets.training.registry import download_model_file, version_for_alias
 
 
-def load_evaluation(pipeline: PipelineResource) -> dict:
+def load_evaluation(pipeline: PipelineResource) -> Evaluation:
     """The latest evaluation written by `evaluation_report`."""
-    path = pipeline.evaluation_path
-    if not path.exists():
-        raise FileNotFoundError(f"no evaluation at {path}: materialise evaluation_report first")
-    return json.loads(path.read_text())
+    return Evaluation.load(pipeline.evaluation_path)
 
 
-def gate_severities(settings: Settings) -> dict[str, str]:
-    """Each evaluation gate's severity from its block of pipeline.yaml."""
-    return {name: getattr(settings.gates, section).severity for name, (section, _) in GATES.items()}
-
-
-def _side(y: np.ndarray, scores: np.ndarray, test: pd.DataFrame, settings: Settings) -> dict:
+def _side(
+    version: str,
+    run_id: str | None,
+    y: np.ndarray,
+    scores: np.ndarray,
+    test: pd.DataFrame,
+    settings: Settings,
+) -> ModelEvidence:
     """Metrics, calibration and fairness of one model's scores."""
     gates, dataset = settings.gates, settings.dataset
     curve = calibration(y, scores, gates.calibration.bins)
-    return {
-        "metrics": classification_metrics(y, scores, gates.decision_threshold),
-        "calibration": {
-            "ece": curve.ece,
-            "brier": curve.brier,
-            "bin_mean_score": curve.bin_mean_score,
-            "bin_positive_rate": curve.bin_positive_rate,
-            "bin_rows": curve.bin_rows,
-        },
-        "fairness": {
-            column: group_fairness(
-                y, scores, test[column], gates.decision_threshold, gates.fairness.min_group_rows
+    return ModelEvidence(
+        version=version,
+        run_id=run_id,
+        metrics=classification_metrics(y, scores, gates.decision_threshold),
+        calibration=Calibration(**dataclasses.asdict(curve)),
+        fairness={
+            column: Fairness(
+                **group_fairness(
+                    y, scores, test[column], gates.decision_threshold, gates.fairness.min_group_rows
+                )
             )
             for column in dataset.sensitive_columns
         },
-    }
+    )
 
 
 def _reproducibility(
     examples: pd.DataFrame, test: pd.DataFrame, candidate: dict, scores: np.ndarray, pipeline
-) -> dict:
+) -> Reproducibility:
     """Retrain with the same data, config and seed; compare the model file and the scores."""
     settings = pipeline.settings
     training = settings.training
@@ -71,14 +78,14 @@ def _reproducibility(
         path = Path(tmp) / "model.txt"
         sha = save_model(booster, path)
         retrained = predict_scores(load_model(path), test, settings.dataset)
-    return {
-        "data_version": window["data_version"],
-        "candidate_data_version": candidate["data_version"],
-        "candidate_sha256": candidate["model_sha256"],
-        "retrained_sha256": sha,
-        "max_score_difference": float(np.max(np.abs(retrained - scores), initial=0.0)),
-        "seed": training.seed,
-    }
+    return Reproducibility(
+        data_version=window["data_version"],
+        candidate_data_version=candidate["data_version"],
+        candidate_sha256=candidate["model_sha256"],
+        retrained_sha256=sha,
+        max_score_difference=float(np.max(np.abs(retrained - scores), initial=0.0)),
+        seed=training.seed,
+    )
 
 
 @dg.asset(group_name="evaluation", deps=[candidate_model], code_version="2")
@@ -106,25 +113,17 @@ def evaluation_report(
             client, champion, pipeline.models_dir / f"v{champion.version}"
         )
         champion_scores = predict_scores(load_model(champion_path), test, dataset)
-    evaluation = {
-        "model": candidate["model"],
-        "data_version": candidate["data_version"],
-        "test_rows": len(test),
-        "decision_threshold": gates.decision_threshold,
-        "candidate": {
-            "version": candidate["version"],
-            "run_id": candidate["run_id"],
-            **_side(y, scores, test, settings),
-        },
-        "champion": None
+    candidate_side = _side(candidate["version"], candidate["run_id"], y, scores, test, settings)
+    champion_side = (
+        None
         if champion is None
-        else {"version": str(champion.version), **_side(y, champion_scores, test, settings)},
-    }
+        else _side(str(champion.version), None, y, champion_scores, test, settings)
+    )
     timings["metrics"] = time.perf_counter() - started
 
     started = time.perf_counter()
     significance = gates.significance
-    evaluation["slices"] = slice_comparison(
+    slices = slice_comparison(
         {column: test[column].to_numpy() for column in dataset.slice_columns},
         y,
         scores,
@@ -135,11 +134,11 @@ def evaluation_report(
         confidence=significance.confidence,
         seed=significance.seed,
     )
-    evaluation["comparison"] = (
+    comparison = (
         None
         if champion_scores is None
-        else {
-            "bootstrap": paired_bootstrap_auc(
+        else Comparison(
+            bootstrap=paired_bootstrap_auc(
                 y,
                 scores,
                 champion_scores,
@@ -147,15 +146,13 @@ def evaluation_report(
                 confidence=significance.confidence,
                 seed=significance.seed,
             ).as_dict(),
-            "mcnemar": mcnemar_exact(
-                y, scores, champion_scores, gates.decision_threshold
-            ).as_dict(),
-        }
+            mcnemar=mcnemar_exact(y, scores, champion_scores, gates.decision_threshold).as_dict(),
+        )
     )
     timings["slices_and_significance"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    evaluation["operational"] = measure_scoring(
+    operational = measure_scoring(
         model_path,
         test.drop(columns=[SPLIT_COLUMN]),
         dataset,
@@ -166,9 +163,8 @@ def evaluation_report(
 
     started = time.perf_counter()
     behaviour = gates.behaviour
-    if behaviour.cases is None:
-        evaluation["behaviour"] = None
-    else:
+    cases = None
+    if behaviour.cases is not None:
         results = run_suite(
             load_suite(behaviour.cases, dataset),
             lambda rows: predict_scores(booster, rows, dataset),
@@ -177,34 +173,47 @@ def evaluation_report(
             tolerance=behaviour.score_tolerance,
             max_failure_rate=behaviour.max_failure_rate,
         )
-        evaluation["behaviour"] = [{**r.__dict__, "failure_rate": r.failure_rate} for r in results]
+        cases = [
+            BehaviourCase(**dataclasses.asdict(r), failure_rate=r.failure_rate) for r in results
+        ]
     timings["behaviour"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    evaluation["reproducibility"] = _reproducibility(examples, test, candidate, scores, pipeline)
+    reproducibility = _reproducibility(examples, test, candidate, scores, pipeline)
     timings["reproducibility"] = time.perf_counter() - started
+
+    evaluation = Evaluation(
+        model=candidate["model"],
+        data_version=candidate["data_version"],
+        test_rows=len(test),
+        decision_threshold=gates.decision_threshold,
+        candidate=candidate_side,
+        champion=champion_side,
+        slices=slices,
+        comparison=comparison,
+        operational=operational,
+        behaviour=cases,
+        reproducibility=reproducibility,
+    )
 
     started = time.perf_counter()
     decisions = decide_all(evaluation, gates)
-    severities = gate_severities(settings)
-    evaluation["gates"] = {name: d.as_dict() for name, d in decisions.items()}
+    evaluation = evaluation.model_copy(
+        update={"gates": {name: d.as_dict() for name, d in decisions.items()}}
+    )
     out = pipeline.reports_dir / "evaluation"
     version_dir = out / f"v{candidate['version']}"
     plots = render_plots(y, scores, champion_scores, evaluation, version_dir)
-    markdown = render_markdown(evaluation, decisions, severities)
+    markdown = render_markdown(evaluation, decisions, severities(gates))
     (version_dir / "report.md").write_text(markdown)
-    (version_dir / "report.html").write_text(render_html(evaluation, decisions, severities, plots))
-    (out / pipeline.evaluation_path.name).write_text(
-        json.dumps(evaluation, indent=1, default=float)
+    (version_dir / "report.html").write_text(
+        render_html(evaluation, decisions, severities(gates), plots)
     )
-    (version_dir / pipeline.evaluation_path.name).write_text(
-        json.dumps(evaluation, indent=1, default=float)
-    )
-    for name, value in evaluation["candidate"]["metrics"].items():
+    evaluation.save(pipeline.evaluation_path)
+    evaluation.save(version_dir / pipeline.evaluation_path.name)
+    for name, value in evaluation.candidate.metrics.items():
         client.log_metric(candidate["run_id"], f"test_{name}", value)
-    client.log_metric(
-        candidate["run_id"], "test_ece", evaluation["candidate"]["calibration"]["ece"]
-    )
+    client.log_metric(candidate["run_id"], "test_ece", evaluation.candidate.calibration.ece)
     client.log_artifacts(candidate["run_id"], str(version_dir), "evaluation")
     # The verdicts travel with the MLflow run too: the registry alone tells why a version moved.
     for name, decision in decisions.items():
@@ -213,21 +222,21 @@ def evaluation_report(
     timings["report"] = time.perf_counter() - started
     context.log.info(f"evaluation timings (s): { {k: round(v, 2) for k, v in timings.items()} }")
 
-    metrics = evaluation["candidate"]["metrics"]
+    metrics = evaluation.candidate.metrics
     failed = [name for name, d in decisions.items() if not d.passed]
     return dg.MaterializeResult(
         metadata={
             "model_version": candidate["version"],
-            "champion_version": evaluation["champion"]["version"] if champion else "none",
+            "champion_version": champion_side.version if champion_side else "none",
             "test_rows": len(test),
             "roc_auc": metrics["roc_auc"],
             "pr_auc": metrics["pr_auc"],
             "log_loss": metrics["log_loss"],
             "f1": metrics["f1"],
-            "ece": evaluation["candidate"]["calibration"]["ece"],
+            "ece": evaluation.candidate.calibration.ece,
             "gates_failed": ", ".join(failed) or "none",
             "gates": dg.MetadataValue.md(
-                gate_table(decisions, severities).to_markdown(index=False)
+                gate_table(decisions, severities(gates)).to_markdown(index=False)
             ),
             "report": dg.MetadataValue.path(str(version_dir / "report.html")),
             "report_markdown": dg.MetadataValue.path(str(version_dir / "report.md")),

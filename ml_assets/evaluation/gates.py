@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ml_assets.evaluation.policy import (
     LOWER_IS_BETTER,
@@ -26,6 +26,18 @@ from ml_assets.evaluation.policy import (
     SignificanceGate,
     SliceGate,
 )
+
+if TYPE_CHECKING:
+    from ml_assets.evaluation.evidence import (
+        BehaviourCase,
+        Calibration,
+        Comparison,
+        Evaluation,
+        Fairness,
+        Operational,
+        Reproducibility,
+        SliceEvidence,
+    )
 
 
 @dataclass(frozen=True)
@@ -188,42 +200,42 @@ def champion_regression(
     return decide("champion_regression", criteria)
 
 
-def slice_regression(slices: list[dict], policy: SliceGate) -> GateDecision:
+def slice_regression(slices: list[SliceEvidence], policy: SliceGate) -> GateDecision:
     """Every large-enough slice reaches the floor and does not significantly regress."""
     criteria = []
     for s in slices:
-        if s["rows"] < policy.min_rows:
+        if s.rows < policy.min_rows:
             continue
-        label = f"{s['column']}={s['value']}"
+        label = f"{s.column}={s.value}"
         criteria.append(
             Criterion(
                 f"{label} roc_auc",
-                s["candidate_roc_auc"],
+                s.candidate_roc_auc,
                 policy.min_roc_auc,
                 ">=",
-                reference=s.get("champion_roc_auc"),
-                note=f"{s['rows']} rows",
+                reference=s.champion_roc_auc,
+                note=f"{s.rows} rows",
             )
         )
-        if s.get("champion_roc_auc") is None:
+        if s.champion_roc_auc is None:
             continue
-        drop = s["champion_roc_auc"] - s["candidate_roc_auc"]
+        drop = s.champion_roc_auc - s.candidate_roc_auc
         # A breach that was within the tolerance in force at evaluation time has no bootstrap
         # interval: with the tighter tolerance now configured it counts until re-evaluated.
-        untested = drop > policy.max_regression and s.get("drop_low") is None
-        significant = untested or (s.get("drop_low") is not None and s["drop_low"] > 0)
+        untested = drop > policy.max_regression and s.drop_low is None
+        significant = untested or (s.drop_low is not None and s.drop_low > 0)
         criteria.append(
             Criterion(
                 f"{label} drop vs champion",
                 drop,
                 policy.max_regression,
                 "<=",
-                reference=s["champion_roc_auc"],
+                reference=s.champion_roc_auc,
                 scale=policy.max_regression or None,
                 verdict=not (drop > policy.max_regression and significant),
                 note=(
-                    f"drop CI [{s['drop_low']:.4f}, {s['drop_high']:.4f}]"
-                    if s.get("drop_low") is not None
+                    f"drop CI [{s.drop_low:.4f}, {s.drop_high:.4f}]"
+                    if s.drop_low is not None
                     else "no interval at this tolerance: rematerialise evaluation_report"
                     if untested
                     else "drop within tolerance: no significance test needed"
@@ -234,7 +246,7 @@ def slice_regression(slices: list[dict], policy: SliceGate) -> GateDecision:
 
 
 def fairness(
-    candidate: dict[str, dict], champion: dict[str, dict] | None, policy: FairnessGate
+    candidate: dict[str, Fairness], champion: dict[str, Fairness] | None, policy: FairnessGate
 ) -> GateDecision:
     """Parity and equalized-odds differences within bounds and not worse than the champion's."""
     criteria = []
@@ -244,15 +256,14 @@ def fairness(
     }
     for column, result in sorted(candidate.items()):
         for metric, bound in bounds.items():
-            theirs = champion[column][metric] if champion else None
-            criteria.append(
-                Criterion(f"{column} {metric}", result[metric], bound, "<=", reference=theirs)
-            )
+            theirs = getattr(champion[column], metric) if champion else None
+            mine = getattr(result, metric)
+            criteria.append(Criterion(f"{column} {metric}", mine, bound, "<=", reference=theirs))
             if theirs is not None:
                 criteria.append(
                     Criterion(
                         f"{column} {metric} vs champion",
-                        result[metric],
+                        mine,
                         theirs + policy.max_regression,
                         "<=",
                         reference=theirs,
@@ -264,78 +275,76 @@ def fairness(
 
 
 def calibration(
-    candidate: dict[str, float], champion: dict[str, float] | None, policy: CalibrationGate
+    candidate: Calibration, champion: Calibration | None, policy: CalibrationGate
 ) -> GateDecision:
     """Brier score and expected calibration error within bounds."""
     return decide(
         "calibration",
         [
             Criterion(
-                "brier", candidate["brier"], policy.max_brier, "<=", champion and champion["brier"]
+                "brier", candidate.brier, policy.max_brier, "<=", champion and champion.brier
             ),
-            Criterion("ece", candidate["ece"], policy.max_ece, "<=", champion and champion["ece"]),
+            Criterion("ece", candidate.ece, policy.max_ece, "<=", champion and champion.ece),
         ],
     )
 
 
-def operational(profile: dict[str, float], policy: OperationalGate) -> GateDecision:
+def operational(profile: Operational, policy: OperationalGate) -> GateDecision:
     """Latency, throughput, model size and scoring memory within the budget."""
     return decide(
         "operational",
         [
-            Criterion("p50_ms", profile["p50_ms"], policy.max_p50_ms, "<="),
-            Criterion("p99_ms", profile["p99_ms"], policy.max_p99_ms, "<="),
-            Criterion(
-                "rows_per_second", profile["rows_per_second"], policy.min_rows_per_second, ">="
-            ),
-            Criterion("model_mb", profile["model_mb"], policy.max_model_mb, "<="),
-            Criterion("peak_rss_mb", profile["peak_rss_mb"], policy.max_peak_memory_mb, "<="),
+            Criterion("p50_ms", profile.p50_ms, policy.max_p50_ms, "<="),
+            Criterion("p99_ms", profile.p99_ms, policy.max_p99_ms, "<="),
+            Criterion("rows_per_second", profile.rows_per_second, policy.min_rows_per_second, ">="),
+            Criterion("model_mb", profile.model_mb, policy.max_model_mb, "<="),
+            Criterion("peak_rss_mb", profile.peak_rss_mb, policy.max_peak_memory_mb, "<="),
         ],
     )
 
 
-def behaviour(results: list[dict] | None, policy: BehaviourGate) -> GateDecision:
+def behaviour(results: list[BehaviourCase] | None, policy: BehaviourGate) -> GateDecision:
     """Every behaviour case holds (minimum functionality exactly, perturbations up to a rate)."""
     if results is None:
         return decide("behaviour", [], empty_reason="no behaviour cases configured")
     criteria = []
     for r in results:
-        name = f"{r['kind']}: {r['name']}"
-        if r["kind"] == "minimum_functionality":
+        name = f"{r.kind}: {r.name}"
+        if r.kind == "minimum_functionality":
             # The score against its band: a case just inside the band is a near miss.
-            for bound, direction in ((r["expected_max"], "<="), (r["expected_min"], ">=")):
+            for bound, direction in ((r.expected_max, "<="), (r.expected_min, ">=")):
                 if bound is not None:
                     criteria.append(
-                        Criterion(name, r["score"], bound, direction, scale=0.05, note=r["detail"])
+                        Criterion(name, r.score, bound, direction, scale=0.05, note=r.detail)
                     )
             continue
         criteria.append(
             Criterion(
                 name,
-                r["failures"] / r["rows"] if r["rows"] else 0.0,
+                r.failures / r.rows if r.rows else 0.0,
                 policy.max_failure_rate,
                 "<=",
                 scale=policy.max_failure_rate or 0.01,
-                note=r["detail"],
+                note=r.detail,
             )
         )
     return decide("behaviour", criteria, empty_reason="the cases file holds no case")
 
 
-def significance(comparison: dict | None, policy: SignificanceGate) -> GateDecision:
+def significance(comparison: Comparison | None, policy: SignificanceGate) -> GateDecision:
     """Non-inferiority (and, under `superior`, significant gain) of the AUC difference."""
     if comparison is None:
         return _no_champion("significance")
-    boot, test = comparison["bootstrap"], comparison["mcnemar"]
+    boot, test = comparison.bootstrap, comparison.mcnemar
     evidence = (
-        f"AUC diff {boot['difference']:+.4f}, {boot['confidence']:.0%} CI "
-        f"[{boot['low']:+.4f}, {boot['high']:+.4f}]; McNemar p = {test['p_value']:.3g} "
-        f"({test['only_challenger_right']} vs {test['only_champion_right']} discordant)"
+        f"AUC diff {boot.difference:+.4f}, {boot.confidence:.0%} CI "
+        f"[{boot.low:+.4f}, {boot.high:+.4f}]; McNemar p = {test.p_value:.3g} "
+        f"({test.only_challenger_right} vs {test.only_champion_right} discordant)"
     )
     criteria = [
         Criterion(
             "AUC difference lower bound (non-inferiority)",
-            boot["low"],
+            boot.low,
             -policy.non_inferiority_margin,
             ">=",
             scale=policy.non_inferiority_margin or None,
@@ -346,25 +355,25 @@ def significance(comparison: dict | None, policy: SignificanceGate) -> GateDecis
         criteria.append(
             Criterion(
                 "AUC difference lower bound (superiority)",
-                boot["low"],
+                boot.low,
                 0.0,
                 ">=",
                 scale=policy.non_inferiority_margin or None,
-                verdict=boot["low"] > 0,
+                verdict=boot.low > 0,
                 note=evidence,
             )
         )
     return decide("significance", criteria)
 
 
-def reproducibility(evidence: dict, policy: ReproducibilityGate) -> GateDecision:
+def reproducibility(evidence: Reproducibility, policy: ReproducibilityGate) -> GateDecision:
     """A retrain with the same data version, config and seed gives the same model or scores."""
-    same_file = evidence["candidate_sha256"] == evidence["retrained_sha256"]
+    same_file = evidence.candidate_sha256 == evidence.retrained_sha256
     note = (
-        f"candidate {evidence['candidate_sha256'][:12]}, retrain "
-        f"{evidence['retrained_sha256'][:12]}: {'same file' if same_file else 'files differ'}"
+        f"candidate {evidence.candidate_sha256[:12]}, retrain "
+        f"{evidence.retrained_sha256[:12]}: {'same file' if same_file else 'files differ'}"
     )
-    if evidence["data_version"] != evidence["candidate_data_version"]:
+    if evidence.data_version != evidence.candidate_data_version:
         return decide(
             "reproducibility",
             [
@@ -374,8 +383,8 @@ def reproducibility(evidence: dict, policy: ReproducibilityGate) -> GateDecision
                     0.0,
                     "<=",
                     verdict=False,
-                    note=f"training data is {evidence['data_version']}, the candidate was "
-                    f"trained on {evidence['candidate_data_version']}: rematerialise the chain",
+                    note=f"training data is {evidence.data_version}, the candidate was "
+                    f"trained on {evidence.candidate_data_version}: rematerialise the chain",
                 )
             ],
         )
@@ -384,84 +393,131 @@ def reproducibility(evidence: dict, policy: ReproducibilityGate) -> GateDecision
         [
             Criterion(
                 "max score difference on test rows",
-                evidence["max_score_difference"],
+                evidence.max_score_difference,
                 policy.max_score_difference,
                 "<=",
                 binary=True,
-                verdict=same_file
-                or evidence["max_score_difference"] <= policy.max_score_difference,
+                verdict=same_file or evidence.max_score_difference <= policy.max_score_difference,
                 note=note,
             )
         ],
     )
 
 
-# Check name -> (gate policy section, decision from the evaluation evidence).
-Decider = Callable[[dict, GateSettings], GateDecision]
-GATES: dict[str, tuple[str, Decider]] = {
-    "candidate_meets_metric_floors": (
+def _champion(e: Evaluation, part: str) -> Any:
+    return getattr(e.champion, part) if e.champion else None
+
+
+Decider = Callable[["Evaluation", GateSettings], GateDecision]
+
+
+@dataclass(frozen=True)
+class EvaluationGate:
+    """One evaluation gate: its check name, its block of pipeline.yaml's `gates:` (thresholds
+    and severity), the description the UI shows, and its decision from the evidence."""
+
+    name: str
+    section: str
+    description: str
+    decide: Decider
+
+
+# The nine evaluation gates, spelled once: the checks, the report's gate table, the MLflow tags
+# and the severities all come from this table.
+EVALUATION_GATES: tuple[EvaluationGate, ...] = (
+    EvaluationGate(
+        "candidate_meets_metric_floors",
         "floors",
-        lambda e, g: metric_floors(e["candidate"]["metrics"], g.floors),
+        "Test ROC AUC, PR AUC, log loss, F1 and accuracy reach their absolute floors.",
+        lambda e, g: metric_floors(e.candidate.metrics, g.floors),
     ),
-    "candidate_not_worse_than_production": (
+    EvaluationGate(
+        "candidate_not_worse_than_production",
         "champion",
-        lambda e, g: champion_regression(
-            e["candidate"]["metrics"], e["champion"] and e["champion"]["metrics"], g.champion
-        ),
+        "No metric regresses beyond its tolerance against the production model on the same "
+        "test rows.",
+        lambda e, g: champion_regression(e.candidate.metrics, _champion(e, "metrics"), g.champion),
     ),
-    "candidate_slices_not_worse": ("slices", lambda e, g: slice_regression(e["slices"], g.slices)),
-    "candidate_is_fair_across_groups": (
+    EvaluationGate(
+        "candidate_slices_not_worse",
+        "slices",
+        "Every large-enough slice reaches its AUC floor and does not significantly regress "
+        "against the production model.",
+        lambda e, g: slice_regression(e.slices, g.slices),
+    ),
+    EvaluationGate(
+        "candidate_is_fair_across_groups",
         "fairness",
-        lambda e, g: fairness(
-            e["candidate"]["fairness"], e["champion"] and e["champion"]["fairness"], g.fairness
-        ),
+        "Demographic parity and equalized odds differences within bounds and no worse than the "
+        "production model's.",
+        lambda e, g: fairness(e.candidate.fairness, _champion(e, "fairness"), g.fairness),
     ),
-    "candidate_is_calibrated": (
+    EvaluationGate(
+        "candidate_is_calibrated",
         "calibration",
+        "Brier score and expected calibration error within bounds.",
         lambda e, g: calibration(
-            e["candidate"]["calibration"],
-            e["champion"] and e["champion"]["calibration"],
-            g.calibration,
+            e.candidate.calibration, _champion(e, "calibration"), g.calibration
         ),
     ),
-    "candidate_meets_operational_budget": (
+    EvaluationGate(
+        "candidate_meets_operational_budget",
         "operational",
-        lambda e, g: operational(e["operational"], g.operational),
+        "Single-row p50/p99 latency, throughput, model size and scoring memory within budget "
+        "on this machine.",
+        lambda e, g: operational(e.operational, g.operational),
     ),
-    "candidate_passes_behaviour_tests": (
+    EvaluationGate(
+        "candidate_passes_behaviour_tests",
         "behaviour",
-        lambda e, g: behaviour(e["behaviour"], g.behaviour),
+        "Minimum-functionality, invariance and directional behaviour cases hold.",
+        lambda e, g: behaviour(e.behaviour, g.behaviour),
     ),
-    "candidate_passes_champion_challenger_test": (
+    EvaluationGate(
+        "candidate_passes_champion_challenger_test",
         "significance",
-        lambda e, g: significance(e["comparison"], g.significance),
+        "Paired bootstrap and McNemar against the production model satisfy the configured rule.",
+        lambda e, g: significance(e.comparison, g.significance),
     ),
-    "candidate_training_is_reproducible": (
+    EvaluationGate(
+        "candidate_training_is_reproducible",
         "reproducibility",
-        lambda e, g: reproducibility(e["reproducibility"], g.reproducibility),
+        "A retrain with the same data version, config and seed gives the same model file or "
+        "scores.",
+        lambda e, g: reproducibility(e.reproducibility, g.reproducibility),
     ),
-}
+)
 
 
-def decide_all(evaluation: dict, gates: GateSettings) -> dict[str, GateDecision]:
+def severities(gates: GateSettings) -> dict[str, str]:
+    """Each evaluation gate's severity (ERROR or WARN), from its block of pipeline.yaml."""
+    return {gate.name: getattr(gates, gate.section).severity for gate in EVALUATION_GATES}
+
+
+def decide_all(evaluation: Evaluation, gates: GateSettings) -> dict[str, GateDecision]:
     """Every evaluation gate's decision, keyed by its check name."""
-    return {name: decider(evaluation, gates) for name, (_, decider) in GATES.items()}
+    return {gate.name: gate.decide(evaluation, gates) for gate in EVALUATION_GATES}
 
 
-def evidence_for(section: str, evaluation: dict) -> Any:
-    """The part of the evaluation a gate decided on, for its check's metadata."""
-    champion = evaluation["champion"]
-    if section == "floors":
-        return evaluation["candidate"]["metrics"]
-    if section == "champion":
-        return {
-            "candidate": evaluation["candidate"]["metrics"],
-            "champion": champion and champion["metrics"],
-        }
-    if section in ("fairness", "calibration"):
-        return {
-            "candidate": evaluation["candidate"][section],
-            "champion": champion and champion[section],
-        }
+def evidence_for(section: str, evaluation: Evaluation) -> Any:
+    """The part of the evaluation a gate decided on (JSON-ready), for its check's metadata."""
+    if section in ("floors", "champion", "fairness", "calibration"):
+        part = "metrics" if section in ("floors", "champion") else section
+        mine = getattr(evaluation.candidate, part)
+        if section == "floors":
+            return mine
+        theirs = _champion(evaluation, part)
+        return _jsonable({"candidate": mine, "champion": theirs})
     key = {"significance": "comparison"}.get(section, section)
-    return evaluation[key]
+    return _jsonable(getattr(evaluation, key))
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence models (alone, in lists or dicts) as plain JSON values."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml_assets.evaluation.evidence import Evaluation
 from ml_assets.evaluation.gates import GateDecision
 
 
@@ -32,17 +33,19 @@ def gate_table(decisions: dict[str, GateDecision], severities: dict[str, str]) -
     )
 
 
-def _sections(evaluation: dict, decisions: dict[str, GateDecision], severities) -> list[tuple]:
+def _sections(
+    evaluation: Evaluation, decisions: dict[str, GateDecision], severities
+) -> list[tuple]:
     """(title, table) pairs shared by the markdown and HTML renderings."""
-    cand, champ = evaluation["candidate"], evaluation["champion"]
+    cand, champ = evaluation.candidate, evaluation.champion
     metrics = pd.DataFrame(
         [
             {
                 "metric": name,
                 "candidate": round(value, 5),
-                "champion": round(champ["metrics"][name], 5) if champ else None,
+                "champion": round(champ.metrics[name], 5) if champ else None,
             }
-            for name, value in cand["metrics"].items()
+            for name, value in cand.metrics.items()
         ]
     )
     fairness = pd.DataFrame(
@@ -50,71 +53,80 @@ def _sections(evaluation: dict, decisions: dict[str, GateDecision], severities) 
             {
                 "column": column,
                 "model": who,
-                "demographic_parity_difference": round(result["demographic_parity_difference"], 4),
-                "equalized_odds_difference": round(result["equalized_odds_difference"], 4),
+                "demographic_parity_difference": round(result.demographic_parity_difference, 4),
+                "equalized_odds_difference": round(result.equalized_odds_difference, 4),
             }
             for who, side in (("candidate", cand), ("champion", champ))
             if side
-            for column, result in side["fairness"].items()
+            for column, result in side.fairness.items()
         ]
     )
     groups = pd.DataFrame(
         [
             {"column": column, **group}
-            for column, result in cand["fairness"].items()
-            for group in result["groups"]
+            for column, result in cand.fairness.items()
+            for group in result.groups
         ]
     )
-    curve = cand["calibration"]
+    curve = cand.calibration
     calibration = pd.DataFrame(
         {
-            "mean score": curve["bin_mean_score"],
-            "default rate": curve["bin_positive_rate"],
-            "rows": curve["bin_rows"],
+            "mean score": curve.bin_mean_score,
+            "default rate": curve.bin_positive_rate,
+            "rows": curve.bin_rows,
         }
     )
-    comparison = evaluation["comparison"]
+    comparison = evaluation.comparison
     significance = (
-        pd.Series(comparison["bootstrap"]).rename_axis("bootstrap").reset_index(name="value")
+        pd.Series(comparison.bootstrap.model_dump())
+        .rename_axis("bootstrap")
+        .reset_index(name="value")
         if comparison
         else pd.DataFrame([{"note": "no champion: nothing to compare"}])
     )
-    mcnemar = pd.DataFrame([comparison["mcnemar"]]) if comparison else pd.DataFrame()
+    mcnemar = pd.DataFrame([comparison.mcnemar.model_dump()]) if comparison else pd.DataFrame()
     behaviour = pd.DataFrame(
         [
-            {k: r[k] for k in ("kind", "name", "rows", "failures", "passed", "detail")}
-            for r in evaluation["behaviour"] or []
-        ]
+            r.model_dump(include={"kind", "name", "rows", "failures", "passed", "detail"})
+            for r in evaluation.behaviour or []
+        ],
+        columns=["kind", "name", "rows", "failures", "passed", "detail"],
     )
     return [
         ("Gates", gate_table(decisions, severities)),
         ("Metrics on the test rows", metrics),
-        ("Slices (ROC AUC)", pd.DataFrame(evaluation["slices"])),
+        ("Slices (ROC AUC)", pd.DataFrame([s.model_dump() for s in evaluation.slices])),
         ("Fairness", fairness),
         ("Fairness by group (candidate)", groups),
-        (f"Calibration (ECE {curve['ece']:.4f}, Brier {curve['brier']:.4f})", calibration),
+        (f"Calibration (ECE {curve.ece:.4f}, Brier {curve.brier:.4f})", calibration),
         ("Champion vs challenger: paired bootstrap of the AUC difference", significance),
         ("Champion vs challenger: McNemar's exact test at the decision threshold", mcnemar),
-        ("Operational (measured on this machine)", pd.DataFrame([evaluation["operational"]])),
+        (
+            "Operational (measured on this machine)",
+            pd.DataFrame([evaluation.operational.model_dump()]),
+        ),
         ("Behaviour tests", behaviour),
-        ("Reproducibility", pd.DataFrame([evaluation["reproducibility"]]).T.reset_index()),
+        (
+            "Reproducibility",
+            pd.DataFrame([evaluation.reproducibility.model_dump()]).T.reset_index(),
+        ),
     ]
 
 
-def _header(evaluation: dict) -> list[str]:
-    cand, champ = evaluation["candidate"], evaluation["champion"]
+def _header(evaluation: Evaluation) -> list[str]:
+    cand, champ = evaluation.candidate, evaluation.champion
     return [
-        f"model {evaluation['model']} v{cand['version']} (MLflow run {cand['run_id']})",
-        f"test rows {evaluation['test_rows']}, data version {evaluation['data_version']}, "
-        f"decision threshold {evaluation['decision_threshold']}",
-        f"champion (production) v{champ['version']}" if champ else "champion: none",
+        f"model {evaluation.model} v{cand.version} (MLflow run {cand.run_id})",
+        f"test rows {evaluation.test_rows}, data version {evaluation.data_version}, "
+        f"decision threshold {evaluation.decision_threshold}",
+        f"champion (production) v{champ.version}" if champ else "champion: none",
     ]
 
 
 def render_markdown(
-    evaluation: dict, decisions: dict[str, GateDecision], severities: dict[str, str]
+    evaluation: Evaluation, decisions: dict[str, GateDecision], severities: dict[str, str]
 ) -> str:
-    lines = [f"# Evaluation of {evaluation['model']} v{evaluation['candidate']['version']}", ""]
+    lines = [f"# Evaluation of {evaluation.model} v{evaluation.candidate.version}", ""]
     lines += [f"- {line}" for line in _header(evaluation)]
     for title, table in _sections(evaluation, decisions, severities):
         body = table.to_markdown(index=False) if not table.empty else "(none)"
@@ -126,7 +138,7 @@ def render_plots(
     y_true: np.ndarray,
     candidate: np.ndarray,
     champion: np.ndarray | None,
-    evaluation: dict,
+    evaluation: Evaluation,
     out_dir: Path,
 ) -> dict[str, Path]:
     """ROC curves and the calibration curve as PNG files."""
@@ -153,11 +165,11 @@ def render_plots(
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for label in ("candidate", "champion"):
-        side = evaluation[label]
+        side = getattr(evaluation, label)
         if not side:
             continue
-        curve = side["calibration"]
-        ax.plot(curve["bin_mean_score"], curve["bin_positive_rate"], marker="o", label=label)
+        curve = side.calibration
+        ax.plot(curve.bin_mean_score, curve.bin_positive_rate, marker="o", label=label)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(
         xlabel="mean predicted default risk", ylabel="observed default rate", title="Calibration"
@@ -170,13 +182,13 @@ def render_plots(
 
 
 def render_html(
-    evaluation: dict,
+    evaluation: Evaluation,
     decisions: dict[str, GateDecision],
     severities: dict[str, str],
     plots: dict[str, Path],
 ) -> str:
     """A self-contained HTML page: the same tables, plots embedded."""
-    title = f"Evaluation of {evaluation['model']} v{evaluation['candidate']['version']}"
+    title = f"Evaluation of {evaluation.model} v{evaluation.candidate.version}"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",

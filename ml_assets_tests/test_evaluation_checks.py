@@ -1,0 +1,224 @@
+"""Wiring of the nine evaluation gates: a crafted evaluation file fails one gate, and staging
+does not move.
+
+One real pipeline run (real LightGBM, a real instance and MLflow registry) stages v1; a second
+registered version, v2, is the candidate of every crafted evaluation. Each test writes an
+evaluation whose evidence breaks one gate, runs the nine checks with `staging_model`, and
+asserts that the gate failed with its evidence, that `staging_model` did not materialise, that
+`staging` still points at v1 and that v2 carries no "gates: passed" tag. The arithmetic of each
+gate is tested with known answers in test_core_evaluation.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+import pytest
+
+from ml_assets.delivery.assets import staging_model
+from ml_assets.evaluation.assets import load_evaluation
+from ml_assets.evaluation.checks import MODEL_GATES
+from ml_assets.evaluation.evidence import (
+    BehaviourCase,
+    Bootstrap,
+    Comparison,
+    Evaluation,
+    Fairness,
+    McNemar,
+    SliceEvidence,
+)
+from ml_assets.evaluation.gates import EVALUATION_GATES
+from ml_assets.training.registry import version_for_alias
+from ml_assets_tests.conftest import (
+    ASSETS,
+    CHECKS,
+    START,
+    Project,
+    failed_checks,
+    ingest,
+    make_project,
+    train,
+)
+
+
+@dataclass
+class Staged:
+    project: Project
+    instance: dg.DagsterInstance
+    passing: Evaluation  # v2 as the candidate, with v1's passing evidence
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> Staged:
+    with pytest.MonkeyPatch.context() as env:
+        # As _isolated_env does per test: mlflow.set_tracking_uri, called by an earlier test's
+        # run, exports MLFLOW_TRACKING_URI, which would point this project at that test's store.
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.delenv("ML_ASSETS_CONFIG", raising=False)
+        yield from _staged(tmp_path_factory.mktemp("staged"))
+
+
+def _staged(root) -> Iterator[Staged]:
+    # Behaviour at ERROR here: the crafted evidence decides, not a small model's wiggles.
+    project = make_project(root / "project", gates={"behaviour": {"severity": "ERROR"}})
+    days = project.write_days(START, 10)
+    home = root / "dagster_home"
+    home.mkdir()
+    instance = dg.DagsterInstance.local_temp(str(home))
+    assert ingest(project, instance, days).success
+    assert train(project, instance).get_asset_materialization_events()
+    evaluation = load_evaluation(project.pipeline)
+    client = project.pipeline.mlflow_client()
+    name = evaluation.model
+    # The small model may miss a behaviour case; v1's own verdicts do not matter here, only
+    # that staging points at v1 before each crafted evaluation.
+    v1 = client.get_model_version(name, evaluation.candidate.version)
+    client.set_registered_model_alias(name, "staging", v1.version)
+    v2 = client.create_model_version(name, v1.source, run_id=v1.run_id)
+    # Measured figures are replaced by comfortable ones: a busy machine must not decide here.
+    fast = evaluation.operational.model_copy(
+        update={"p50_ms": 1.0, "p99_ms": 2.0, "rows_per_second": 1e6, "peak_rss_mb": 300.0}
+    )
+    passing = evaluation.model_copy(
+        update={
+            "candidate": evaluation.candidate.model_copy(update={"version": str(v2.version)}),
+            "behaviour": [],
+            "operational": fast,
+        }
+    )
+    yield Staged(project, instance, passing)
+    instance.dispose()
+
+
+def _judge(staged: Staged, evaluation: Evaluation) -> dg.ExecuteInProcessResult:
+    """The nine evaluation checks and staging_model on `evaluation`, in one run."""
+    evaluation.save(staged.project.pipeline.evaluation_path)
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(*MODEL_GATES) | dg.AssetSelection.assets(staging_model),
+        instance=staged.instance,
+        resources=staged.project.resources,
+        raise_on_error=False,
+    )
+
+
+def _staging(staged: Staged) -> str | None:
+    client = staged.project.pipeline.mlflow_client()
+    version = version_for_alias(client, staged.passing.model, "staging")
+    return str(version.version) if version else None
+
+
+def _breaks(gate: str, e: Evaluation) -> Evaluation:
+    """`e` with the evidence of `gate` pushed beyond the test project's policy."""
+    candidate = e.candidate
+    if gate == "candidate_meets_metric_floors":
+        return e.model_copy(
+            update={
+                "candidate": candidate.model_copy(
+                    update={"metrics": {**candidate.metrics, "roc_auc": 0.5}}
+                )
+            }
+        )
+    if gate == "candidate_not_worse_than_production":
+        better = {**candidate.metrics, "roc_auc": candidate.metrics["roc_auc"] + 0.1}
+        champion = candidate.model_copy(update={"version": "1", "metrics": better})
+        return e.model_copy(update={"champion": champion, "comparison": _comparison(0.01)})
+    if gate == "candidate_slices_not_worse":
+        weak = SliceEvidence(
+            column="region", value="north", rows=5000, positives=600, candidate_roc_auc=0.5
+        )
+        return e.model_copy(update={"slices": [*e.slices, weak]})
+    if gate == "candidate_is_fair_across_groups":
+        unfair = Fairness(
+            demographic_parity_difference=0.9,
+            equalized_odds_difference=0.9,
+            groups=[],
+            excluded_groups=[],
+        )
+        return e.model_copy(
+            update={"candidate": candidate.model_copy(update={"fairness": {"sex": unfair}})}
+        )
+    if gate == "candidate_is_calibrated":
+        curve = candidate.calibration.model_copy(update={"ece": 0.5})
+        return e.model_copy(
+            update={"candidate": candidate.model_copy(update={"calibration": curve})}
+        )
+    if gate == "candidate_meets_operational_budget":
+        slow = e.operational.model_copy(update={"p50_ms": 1e4, "p99_ms": 1e5})
+        return e.model_copy(update={"operational": slow})
+    if gate == "candidate_passes_behaviour_tests":
+        backwards = BehaviourCase(
+            kind="directional",
+            name="more debt raises the risk",
+            rows=100,
+            failures=100,
+            passed=False,
+            detail="crafted",
+            failure_rate=1.0,
+        )
+        return e.model_copy(update={"behaviour": [backwards]})
+    if gate == "candidate_passes_champion_challenger_test":
+        champion = candidate.model_copy(update={"version": "1"})
+        return e.model_copy(update={"champion": champion, "comparison": _comparison(-0.1)})
+    if gate == "candidate_training_is_reproducible":
+        moved = e.reproducibility.model_copy(
+            update={"retrained_sha256": "0" * 64, "max_score_difference": 0.5}
+        )
+        return e.model_copy(update={"reproducibility": moved})
+    raise AssertionError(f"no crafted evidence for {gate}")
+
+
+def _comparison(low: float) -> Comparison:
+    return Comparison(
+        bootstrap=Bootstrap(
+            difference=low + 0.02,
+            low=low,
+            high=low + 0.04,
+            confidence=0.95,
+            samples=300,
+            valid_samples=300,
+        ),
+        mcnemar=McNemar(
+            both_right=900,
+            only_challenger_right=20,
+            only_champion_right=10,
+            both_wrong=70,
+            p_value=0.1,
+        ),
+    )
+
+
+def test_the_crafted_passing_evaluation_stages_v2(staged):
+    """The control: with nothing broken, the same run moves staging to v2."""
+    try:
+        result = _judge(staged, staged.passing)
+        assert result.success, failed_checks(result)
+        assert _staging(staged) == staged.passing.candidate.version
+    finally:
+        client = staged.project.pipeline.mlflow_client()
+        client.set_registered_model_alias(staged.passing.model, "staging", "1")
+        client.delete_model_version_tag(
+            staged.passing.model, staged.passing.candidate.version, "gates"
+        )
+
+
+@pytest.mark.parametrize("gate", [g.name for g in EVALUATION_GATES])
+def test_a_failing_gate_keeps_the_candidate_off_staging(staged, gate):
+    result = _judge(staged, _breaks(gate, staged.passing))
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks[gate].passed, checks[gate].description
+    assert [n for n, e in checks.items() if not e.passed] == [gate]
+    meta = checks[gate].metadata
+    assert meta["decision"].value == "block"
+    assert meta["model_version"].value == staged.passing.candidate.version
+    margin = meta["margin"].value if "margin" in meta else -math.inf
+    assert margin < 0
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "staging_model" not in materialized
+    assert _staging(staged) == "1"
+    client = staged.project.pipeline.mlflow_client()
+    tags = client.get_model_version(staged.passing.model, staged.passing.candidate.version).tags
+    assert tags.get("gates") != "passed"
