@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_assets.cli.schema import (
+from ml_assets.cli.schema import main
+from ml_assets.data.batches import list_batch_files, read_batch
+from ml_assets.data.contract import DataContract, NumericColumn
+from ml_assets.data.inference import (
     HEADER_MARK,
     Window,
     diff_contracts,
-    main,
     nice_bounds,
     parse_window,
     propose_contract,
     select_days,
 )
-from ml_assets.data.batches import list_batch_files, read_batch
-from ml_assets.data.contract import DataContract, NumericColumn
 from ml_assets.data.validation import validate_batch
 from ml_assets.demo import simulate
 from ml_assets.settings import DEFAULT_CONFIG, parse_settings
