@@ -115,6 +115,44 @@ def test_the_ledger_knows_every_batch_gate():
     assert tuple(next(iter(c.check_keys)).name for c in BATCH_GATE_CHECKS) == BATCH_GATES
 
 
+def test_the_gate_tables_and_the_checks_agree():
+    """Each stage's table is the only spelling: the checks, their judges and the settings follow."""
+    from ml_assets.data import checks as data_checks
+    from ml_assets.data.gates import BATCH_GATES, DATA_GATES
+    from ml_assets.data.policy import ValidationSettings
+    from ml_assets.features import checks as features_checks
+    from ml_assets.features.gates import WINDOW_GATES
+
+    def described(checks):
+        return [
+            (spec.name, spec.asset_key.to_user_string(), spec.description)
+            for check in checks
+            for spec in check.check_specs
+        ]
+
+    def tabled(gates):
+        return [(g.name, g.asset, g.description) for g in gates]
+
+    assert described(data_checks.BATCH_GATE_CHECKS) == tabled(DATA_GATES)
+    assert described(features_checks.WINDOW_CHECKS) == tabled(WINDOW_GATES)
+    assert tuple(g.name for g in DATA_GATES) == BATCH_GATES
+    # Every gate has its judge and every judge its gate.
+    assert list(data_checks.REFERENCE_JUDGES) == list(BATCH_GATES)
+    assert list(data_checks.JUDGES) == list(BATCH_GATES)
+    assert list(features_checks.WINDOW_JUDGES) == [g.name for g in WINDOW_GATES]
+    # Names are unique across the stages, and every table's asset is in the code location.
+    names = [g.name for g in (*DATA_GATES, *WINDOW_GATES)]
+    assert len(names) == len(set(names))
+    graph = code_location().resolve_asset_graph()
+    assets = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {g.asset for g in (*DATA_GATES, *WINDOW_GATES)} <= assets
+    # A data gate's severity defaults to the table's; the window gates do not read the setting.
+    assert {g.name: ValidationSettings().severity_of(g.name) for g in DATA_GATES} == {
+        g.name: g.default_severity for g in DATA_GATES
+    }
+    assert {g.default_severity for g in WINDOW_GATES} == {"ERROR"}
+
+
 def test_definitions_import_reads_no_file_and_changes_no_global_state(tmp_path):
     """Importing the code location does no work: a broken pipeline.yaml only matters at load."""
     broken = tmp_path / "pipeline.yaml"

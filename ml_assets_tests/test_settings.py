@@ -44,6 +44,42 @@ def test_unknown_and_mistyped_keys_fail(tmp_path):
     assert "drift.drifted_columns_share" in str(error.value)
 
 
+def test_unknown_severity_key_names_the_key_and_the_file(tmp_path):
+    raw = _raw()
+    raw["validation"]["severity"]["raw_batches_match_shema"] = "WARN"
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "p.yaml")
+    assert "validation.severity" in str(error.value)
+    assert "raw_batches_match_shema" in str(error.value)
+    assert str(tmp_path / "p.yaml") in str(error.value)
+
+
+def test_severity_keys_are_the_data_gates_only(tmp_path):
+    """The window gates' severity is fixed: validation.severity does not accept their names."""
+    from ml_assets.data.gates import BATCH_GATES
+
+    raw = _raw()
+    raw["validation"]["severity"] = dict.fromkeys(BATCH_GATES, "WARN")
+    settings = parse_settings(raw, tmp_path / "p.yaml")
+    assert {settings.validation.severity_of(g) for g in BATCH_GATES} == {"WARN"}
+    raw["validation"]["severity"]["training_dataset_has_no_leaking_feature"] = "WARN"
+    with pytest.raises(SettingsError, match="training_dataset_has_no_leaking_feature"):
+        parse_settings(raw, tmp_path / "p.yaml")
+
+
+def test_severity_defaults_to_the_gate_table():
+    from ml_assets.data.gates import DATA_GATES
+
+    validation = load_settings().validation
+    for gate in DATA_GATES:
+        expected = validation.severity.get(gate.name, gate.default_severity)
+        assert validation.severity_of(gate.name) == expected
+    assert validation.severity_of("raw_batches_match_reference_profile") == "WARN"
+    assert validation.severity_of("raw_batches_match_schema") == "ERROR"
+    with pytest.raises(KeyError, match="not a data gate"):
+        validation.severity_of("candidate_is_calibrated")
+
+
 def test_slice_column_must_be_declared(tmp_path):
     raw = _raw()
     raw["dataset"]["slice_columns"] = ["zodiac_sign"]

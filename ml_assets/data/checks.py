@@ -2,7 +2,9 @@
 
 Each gate judges every batch of the run, records a verdict per batch in the gate ledger (which
 training reads across runs) and, when its severity is ERROR, copies failed batches to the
-quarantine with their evidence. Severity per gate comes from pipeline.yaml (validation.severity).
+quarantine with their evidence. The gates, their assets and descriptions are the table
+data/gates.DATA_GATES; severity per gate comes from pipeline.yaml (validation.severity), else the
+table's default.
 """
 
 import datetime as dt
@@ -12,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ml_assets.data.assets import batches_of_run, raw_batches, raw_labels
+from ml_assets.data.assets import batches_of_run
 from ml_assets.data.batches import (
     BatchFiles,
     batch_windows,
@@ -26,6 +28,7 @@ from ml_assets.data.batches import (
     read_labels,
 )
 from ml_assets.data.expectations import Profile, StatisticalPolicy
+from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import quarantine_batch, record_verdict
 from ml_assets.data.validation import (
     GateReport,
@@ -232,22 +235,20 @@ def judge_run(
     )
 
 
-def batch_gate(
-    name: str, asset: dg.AssetsDefinition, judge: Judge, description: str, additional_deps=()
-) -> dg.AssetChecksDefinition:
-    """A blocking check on `asset` that judges each batch of the run with `judge`."""
+def batch_gate(spec: GateSpec, judge: Judge) -> dg.AssetChecksDefinition:
+    """A blocking check on `spec.asset`, named and described by `spec`, that judges each batch
+    of the run with `judge`."""
 
     @dg.asset_check(
-        asset=asset,
-        name=name,
+        asset=spec.asset,
+        name=spec.name,
         blocking=True,
-        description=description,
-        additional_deps=list(additional_deps),
+        description=spec.description,
     )
     def _gate(
         context: dg.AssetCheckExecutionContext, pipeline: PipelineResource
     ) -> dg.AssetCheckResult:
-        return judge_batches(name, context, pipeline, judge)
+        return judge_batches(spec.name, context, pipeline, judge)
 
     return _gate
 
@@ -374,7 +375,8 @@ def _leakage(batches: Batches, pipeline: PipelineResource) -> dict[str, GateRepo
     return reports
 
 
-# The reference judges decide and explain; the gates run them behind the screen.
+# The reference judges decide and explain; the gates run them behind the screen. Every gate of
+# the table has exactly one (a test holds both sides to it).
 REFERENCE_JUDGES: dict[str, Judge] = {
     "raw_batches_match_schema": _schema,
     "raw_batches_timestamps_not_in_future": _timestamps,
@@ -383,50 +385,9 @@ REFERENCE_JUDGES: dict[str, Judge] = {
     "raw_labels_positive_rate_matches_reference": _positive_rate,
     "raw_labels_not_leaked_into_features": _leakage,
 }
-JUDGES: dict[str, Judge] = {name: screened(name, ref) for name, ref in REFERENCE_JUDGES.items()}
+JUDGES: dict[str, Judge] = {
+    gate.name: screened(gate.name, REFERENCE_JUDGES[gate.name]) for gate in DATA_GATES
+}
 
-raw_batches_match_schema = batch_gate(
-    "raw_batches_match_schema",
-    raw_batches,
-    JUDGES["raw_batches_match_schema"],
-    "Each batch has the contract's columns, types, nullability, ranges, categories, unique ids.",
-)
-raw_batches_timestamps_not_in_future = batch_gate(
-    "raw_batches_timestamps_not_in_future",
-    raw_batches,
-    JUDGES["raw_batches_timestamps_not_in_future"],
-    "No application is stamped after the end of its batch's day.",
-)
-raw_batches_match_reference_profile = batch_gate(
-    "raw_batches_match_reference_profile",
-    raw_batches,
-    JUDGES["raw_batches_match_reference_profile"],
-    "Means, spreads, tails, category mix and null rates match the training window's profile.",
-)
-raw_labels_join_raw_batches = batch_gate(
-    "raw_labels_join_raw_batches",
-    raw_labels,
-    JUDGES["raw_labels_join_raw_batches"],
-    "Every batch row has a label and every label has a batch row; label values are allowed.",
-)
-raw_labels_positive_rate_matches_reference = batch_gate(
-    "raw_labels_positive_rate_matches_reference",
-    raw_labels,
-    JUDGES["raw_labels_positive_rate_matches_reference"],
-    "The batch's default rate matches the training window's, allowing for the batch's size.",
-)
-raw_labels_not_leaked_into_features = batch_gate(
-    "raw_labels_not_leaked_into_features",
-    raw_labels,
-    JUDGES["raw_labels_not_leaked_into_features"],
-    "No single feature of the batch predicts the label almost perfectly on its own.",
-)
-
-BATCH_GATE_CHECKS = [
-    raw_batches_match_schema,
-    raw_batches_timestamps_not_in_future,
-    raw_batches_match_reference_profile,
-    raw_labels_join_raw_batches,
-    raw_labels_positive_rate_matches_reference,
-    raw_labels_not_leaked_into_features,
-]
+# One check per gate of data/gates.DATA_GATES, in judging order.
+BATCH_GATE_CHECKS = [batch_gate(gate, JUDGES[gate.name]) for gate in DATA_GATES]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ml_assets.data.contract import DataContract
+from ml_assets.data.gates import DATA_GATES, Severity
 
-# ERROR: a failure blocks (and, for a data gate, quarantines). WARN: recorded and shown only.
-Severity = Literal["ERROR", "WARN"]
+# What each data gate's failure is when validation.severity does not name it.
+DEFAULT_SEVERITY: dict[str, Severity] = {gate.name: gate.default_severity for gate in DATA_GATES}
 
 
 class StrictModel(BaseModel):
@@ -56,8 +57,23 @@ class ValidationSettings(StrictModel):
     min_labels_per_class: int = Field(50, ge=1)
     parity_sample_rows: int = Field(200, ge=1)
     statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)
+    # Per data gate (data/gates.DATA_GATES); a gate not listed keeps its default severity.
     severity: dict[str, Severity] = Field(default_factory=dict)
 
+    @field_validator("severity")
+    @classmethod
+    def _names_data_gates(cls, severity: dict[str, Severity]) -> dict[str, Severity]:
+        """Only the per-batch data gates read this block: any other key is a mistake."""
+        unknown = [key for key in severity if key not in DEFAULT_SEVERITY]
+        if unknown:
+            raise ValueError(
+                f"unknown data gate {', '.join(map(repr, unknown))}; "
+                f"the gates whose severity is set here are {', '.join(DEFAULT_SEVERITY)}"
+            )
+        return severity
+
     def severity_of(self, check: str) -> Severity:
-        """ERROR (blocks, quarantines) unless pipeline.yaml says WARN for this check."""
-        return self.severity.get(check, "ERROR")
+        """pipeline.yaml's severity for this data gate, else the gate's default (data/gates)."""
+        if check not in DEFAULT_SEVERITY:
+            raise KeyError(f"{check!r} is not a data gate (data/gates.DATA_GATES)")
+        return self.severity.get(check, DEFAULT_SEVERITY[check])

@@ -1,16 +1,24 @@
 """Window gates on the training dataset: splits are disjoint, every class is represented in
-every split, and no single feature leaks the label over the whole window."""
+every split, and no single feature leaks the label over the whole window.
+
+The gates, their asset and descriptions are the table features/gates.WINDOW_GATES."""
+
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
 
 from ml_assets.data.batches import cached, file_state
+from ml_assets.data.gates import GateSpec
 from ml_assets.data.validation import check_label_leakage
-from ml_assets.features.assets import training_dataset
 from ml_assets.features.examples import SPLIT_COLUMN
+from ml_assets.features.gates import WINDOW_GATES
 from ml_assets.features.integrity import split_integrity
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
+
+# A window judge decides one window gate on the training dataset file.
+WindowJudge = Callable[[PipelineResource], dg.AssetCheckResult]
 
 
 def _training_examples(pipeline: PipelineResource):
@@ -122,31 +130,20 @@ def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=training_dataset, blocking=True)
-def training_dataset_splits_are_disjoint(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """No application id sits in two splits and no identical feature row crosses splits."""
-    return judge_splits(pipeline)
+def window_gate(spec: GateSpec, judge: WindowJudge) -> dg.AssetChecksDefinition:
+    """A blocking check on `spec.asset`, named and described by `spec`, decided by `judge`."""
+
+    @dg.asset_check(asset=spec.asset, name=spec.name, blocking=True, description=spec.description)
+    def _gate(pipeline: PipelineResource) -> dg.AssetCheckResult:
+        return judge(pipeline)
+
+    return _gate
 
 
-@dg.asset_check(asset=training_dataset, blocking=True)
-def training_dataset_has_enough_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """Every split of the window holds at least the configured number of labels of each class."""
-    return judge_labels_per_class(pipeline)
-
-
-@dg.asset_check(asset=training_dataset, blocking=True)
-def training_dataset_has_no_leaking_feature(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """No single feature ranks the label almost perfectly over the whole training window."""
-    return judge_window_leakage(pipeline)
-
-
-WINDOW_JUDGES = {
+# Every gate of the table has exactly one judge (a test holds both sides to it).
+WINDOW_JUDGES: dict[str, WindowJudge] = {
     "training_dataset_splits_are_disjoint": judge_splits,
     "training_dataset_has_enough_labels_per_class": judge_labels_per_class,
     "training_dataset_has_no_leaking_feature": judge_window_leakage,
 }
-WINDOW_CHECKS = [
-    training_dataset_splits_are_disjoint,
-    training_dataset_has_enough_labels_per_class,
-    training_dataset_has_no_leaking_feature,
-]
+WINDOW_CHECKS = [window_gate(gate, WINDOW_JUDGES[gate.name]) for gate in WINDOW_GATES]
