@@ -19,6 +19,7 @@ from ml_assets.data.assets import raw_batches, raw_labels
 from ml_assets.delivery.assets import staging_model
 from ml_assets.demo import simulate
 from ml_assets.evaluation.assets import evaluation_report
+from ml_assets.evaluation.evidence import Bootstrap, Comparison, McNemar
 from ml_assets.features.assets import reference_profile, training_dataset
 from ml_assets.monitoring.assets import drift_report
 from ml_assets.resources import PipelineResource, mlflow_tracking
@@ -239,3 +240,19 @@ def failed_checks(result) -> dict[str, str]:
     return {
         e.check_name: e.description for e in result.get_asset_check_evaluations() if not e.passed
     }
+
+
+def comparison_with_lower_bound(low: float) -> Comparison:
+    """Champion-versus-challenger evidence whose AUC-difference interval starts at `low`."""
+    return Comparison(
+        bootstrap=Bootstrap(
+            difference=0.004, low=low, high=0.01, confidence=0.95, samples=1000, valid_samples=1000
+        ),
+        mcnemar=McNemar(
+            both_right=900,
+            only_challenger_right=12,
+            only_champion_right=9,
+            both_wrong=79,
+            p_value=0.4,
+        ),
+    )

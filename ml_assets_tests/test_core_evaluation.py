@@ -25,11 +25,8 @@ from ml_assets.evaluation.comparison import (
 )
 from ml_assets.evaluation.evidence import (
     BehaviourCase,
-    Bootstrap,
     Calibration,
-    Comparison,
     Evaluation,
-    McNemar,
     ModelEvidence,
     Operational,
     Reproducibility,
@@ -45,6 +42,7 @@ from ml_assets.evaluation.policy import (
     SliceGate,
 )
 from ml_assets.settings import load_settings
+from ml_assets_tests.conftest import comparison_with_lower_bound
 
 CONTRACT = load_settings().dataset
 
@@ -155,28 +153,13 @@ def test_metric_floors_and_champion_directions():
     assert gates.champion_regression(worse, None, ChampionGate()).reason.startswith("no champion")
 
 
-def _comparison(low):
-    return Comparison(
-        bootstrap=Bootstrap(
-            difference=0.004, low=low, high=0.01, confidence=0.95, samples=1000, valid_samples=1000
-        ),
-        mcnemar=McNemar(
-            both_right=900,
-            only_challenger_right=12,
-            only_champion_right=9,
-            both_wrong=79,
-            p_value=0.4,
-        ),
-    )
-
-
 def test_significance_rules():
     non_inferior = SignificanceGate(rule="non_inferior", non_inferiority_margin=0.005)
     superior = SignificanceGate(rule="superior", non_inferiority_margin=0.005)
-    assert gates.significance(_comparison(-0.002), non_inferior).passed
-    assert not gates.significance(_comparison(-0.002), superior).passed
-    assert gates.significance(_comparison(0.001), superior).passed
-    assert not gates.significance(_comparison(-0.02), non_inferior).passed
+    assert gates.significance(comparison_with_lower_bound(-0.002), non_inferior).passed
+    assert not gates.significance(comparison_with_lower_bound(-0.002), superior).passed
+    assert gates.significance(comparison_with_lower_bound(0.001), superior).passed
+    assert not gates.significance(comparison_with_lower_bound(-0.02), non_inferior).passed
     assert gates.significance(None, superior).passed
 
 

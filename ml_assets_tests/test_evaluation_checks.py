@@ -23,11 +23,8 @@ from ml_assets.evaluation.assets import load_evaluation
 from ml_assets.evaluation.checks import MODEL_GATES
 from ml_assets.evaluation.evidence import (
     BehaviourCase,
-    Bootstrap,
-    Comparison,
     Evaluation,
     Fairness,
-    McNemar,
     SliceEvidence,
 )
 from ml_assets.evaluation.gates import EVALUATION_GATES
@@ -37,6 +34,7 @@ from ml_assets_tests.conftest import (
     CHECKS,
     START,
     Project,
+    comparison_with_lower_bound,
     failed_checks,
     ingest,
     make_project,
@@ -125,7 +123,9 @@ def _breaks(gate: str, e: Evaluation) -> Evaluation:
     if gate == "candidate_not_worse_than_production":
         better = {**candidate.metrics, "roc_auc": candidate.metrics["roc_auc"] + 0.1}
         champion = candidate.model_copy(update={"version": "1", "metrics": better})
-        return e.model_copy(update={"champion": champion, "comparison": _comparison(0.01)})
+        return e.model_copy(
+            update={"champion": champion, "comparison": comparison_with_lower_bound(0.01)}
+        )
     if gate == "candidate_slices_not_worse":
         weak = SliceEvidence(
             column="region", value="north", rows=5000, positives=600, candidate_roc_auc=0.5
@@ -162,33 +162,15 @@ def _breaks(gate: str, e: Evaluation) -> Evaluation:
         return e.model_copy(update={"behaviour": [backwards]})
     if gate == "candidate_passes_champion_challenger_test":
         champion = candidate.model_copy(update={"version": "1"})
-        return e.model_copy(update={"champion": champion, "comparison": _comparison(-0.1)})
+        return e.model_copy(
+            update={"champion": champion, "comparison": comparison_with_lower_bound(-0.1)}
+        )
     if gate == "candidate_training_is_reproducible":
         moved = e.reproducibility.model_copy(
             update={"retrained_sha256": "0" * 64, "max_score_difference": 0.5}
         )
         return e.model_copy(update={"reproducibility": moved})
     raise AssertionError(f"no crafted evidence for {gate}")
-
-
-def _comparison(low: float) -> Comparison:
-    return Comparison(
-        bootstrap=Bootstrap(
-            difference=low + 0.02,
-            low=low,
-            high=low + 0.04,
-            confidence=0.95,
-            samples=300,
-            valid_samples=300,
-        ),
-        mcnemar=McNemar(
-            both_right=900,
-            only_challenger_right=20,
-            only_champion_right=10,
-            both_wrong=70,
-            p_value=0.1,
-        ),
-    )
 
 
 def test_the_crafted_passing_evaluation_stages_v2(staged):

@@ -15,7 +15,6 @@ from ml_assets.evaluation.behaviour import load_suite, run_suite
 from ml_assets.evaluation.comparison import mcnemar_exact, paired_bootstrap_auc, slice_comparison
 from ml_assets.evaluation.evidence import (
     BehaviourCase,
-    Calibration,
     Comparison,
     Evaluation,
     Fairness,
@@ -54,7 +53,7 @@ def _side(
         version=version,
         run_id=run_id,
         metrics=classification_metrics(y, scores, gates.decision_threshold),
-        calibration=Calibration(**dataclasses.asdict(curve)),
+        calibration=curve,
         fairness={
             column: Fairness(
                 **group_fairness(
@@ -145,8 +144,8 @@ def evaluation_report(
                 samples=significance.bootstrap_samples,
                 confidence=significance.confidence,
                 seed=significance.seed,
-            ).as_dict(),
-            mcnemar=mcnemar_exact(y, scores, champion_scores, gates.decision_threshold).as_dict(),
+            ),
+            mcnemar=mcnemar_exact(y, scores, champion_scores, gates.decision_threshold),
         )
     )
     timings["slices_and_significance"] = time.perf_counter() - started

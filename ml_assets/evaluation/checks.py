@@ -1,6 +1,5 @@
 """Evaluation gates on the evaluation report: blocking checks that keep bad models off staging."""
 
-import json
 import math
 
 import dagster as dg
@@ -50,9 +49,7 @@ def evaluation_gate(gate: EvaluationGate) -> dg.AssetChecksDefinition:
                 # Distance to the threshold on the passing side; absent when there is no
                 # threshold to be near (no champion, nothing to judge, a yes/no property).
                 **({"margin": decision.margin} if math.isfinite(decision.margin) else {}),
-                "evidence": dg.MetadataValue.json(
-                    json.loads(json.dumps(evidence_for(gate.section, evaluation), default=float))
-                ),
+                "evidence": dg.MetadataValue.json(evidence_for(gate.section, evaluation)),
             },
         )
 

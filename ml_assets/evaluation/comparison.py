@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+
+from ml_assets.evaluation.evidence import Bootstrap, McNemar
 
 # Resamples scored at once: a (chunk x rows) weight matrix of float64, ~30 MB for 36k rows.
 _CHUNK = 100
@@ -38,21 +38,6 @@ def _resample_weights(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
     return np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(float)
 
 
-@dataclass(frozen=True)
-class BootstrapComparison:
-    """Paired bootstrap of ROC AUC(challenger) - ROC AUC(champion) on the same rows."""
-
-    difference: float
-    low: float
-    high: float
-    confidence: float
-    samples: int
-    valid_samples: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 def paired_bootstrap_auc(
     y_true: np.ndarray,
     challenger: np.ndarray,
@@ -61,7 +46,7 @@ def paired_bootstrap_auc(
     samples: int,
     confidence: float,
     seed: int,
-) -> BootstrapComparison:
+) -> Bootstrap:
     """Percentile interval of the AUC difference; both models see the same resampled rows."""
     from sklearn.metrics import roc_auc_score
 
@@ -82,7 +67,7 @@ def paired_bootstrap_auc(
         raise ValueError("no bootstrap resample had both classes; too few labelled rows")
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(valid, [tail, 1.0 - tail])
-    return BootstrapComparison(
+    return Bootstrap(
         difference=float(roc_auc_score(y_true, challenger) - roc_auc_score(y_true, champion)),
         low=float(low),
         high=float(high),
@@ -90,20 +75,6 @@ def paired_bootstrap_auc(
         samples=samples,
         valid_samples=len(valid),
     )
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """McNemar's exact test on paired errors at the decision threshold."""
-
-    both_right: int
-    only_challenger_right: int
-    only_champion_right: int
-    both_wrong: int
-    p_value: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def mcnemar_exact(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+
+from ml_assets.evaluation.evidence import Calibration
 
 
 def _both_classes(y_true: np.ndarray, what: str = "metrics") -> None:
@@ -35,17 +35,6 @@ def classification_metrics(
         "mean_score": float(np.mean(scores)),
         "rows": float(len(y_true)),
     }
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Reliability of the scores: equal-width bins of predicted probability."""
-
-    ece: float
-    brier: float
-    bin_mean_score: list[float]
-    bin_positive_rate: list[float]
-    bin_rows: list[int]
 
 
 def calibration(y_true: np.ndarray, scores: np.ndarray, bins: int) -> Calibration:

@@ -85,12 +85,9 @@ def _sections(
         else pd.DataFrame([{"note": "no champion: nothing to compare"}])
     )
     mcnemar = pd.DataFrame([comparison.mcnemar.model_dump()]) if comparison else pd.DataFrame()
+    columns = ["kind", "name", "rows", "failures", "passed", "detail"]
     behaviour = pd.DataFrame(
-        [
-            r.model_dump(include={"kind", "name", "rows", "failures", "passed", "detail"})
-            for r in evaluation.behaviour or []
-        ],
-        columns=["kind", "name", "rows", "failures", "passed", "detail"],
+        [r.model_dump(include=set(columns)) for r in evaluation.behaviour or []], columns=columns
     )
     return [
         ("Gates", gate_table(decisions, severities)),
