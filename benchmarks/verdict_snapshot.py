@@ -96,6 +96,13 @@ def write_project(root: Path, days: int) -> None:
     raw["storage"].update(data_dir="data", mlflow_dir="data/mlflow")
     training = raw["training"]
     training.update(window_days=days, min_window_days=min(days, training["min_window_days"]))
+    # The operational gate times the model on this machine. So that its verdict, and what
+    # follows from it (staging, promotion, the next phase's champion), cannot depend on how
+    # busy the machine is, the snapshot gives it budgets no load reaches; its rule has its own
+    # tests.
+    raw["gates"]["operational"].update(
+        max_p50_ms=1000, max_p99_ms=10000, min_rows_per_second=10, max_peak_memory_mb=8192
+    )
     behaviour = raw["gates"]["behaviour"]
     behaviour["cases"] = str((DEFAULT_CONFIG.parent / behaviour["cases"]).resolve())
     root.mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ml_assets.data.batches import file_sha256, list_batch_files, read_batch
-from ml_assets.data.validation import validate_batch
+from ml_assets.data.rules import validate_batch
 from ml_assets.demo import breast_cancer as bc
 from ml_assets.settings import PROJECT_ROOT, load_settings
 from ml_assets_tests.conftest import Project, ingest

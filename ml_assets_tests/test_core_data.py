@@ -4,9 +4,11 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 
 from ml_assets.data.batches import BatchFileError, data_version, list_batch_files, locate_batches
+from ml_assets.data.expectations import StatisticalPolicy
 from ml_assets.data.ledger import (
     batch_status,
     contiguous_ranges,
@@ -15,7 +17,7 @@ from ml_assets.data.ledger import (
     quarantine_batch,
     record_verdict,
 )
-from ml_assets.data.validation import check_label_join, validate_batch
+from ml_assets.data.rules import RuleSettings, judge_frames, validate_batch
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.settings import load_settings
@@ -66,7 +68,9 @@ def test_tolerated_share_of_failing_rows_passes():
     frame = _day()[0]
     frame.loc[frame.index[:4], "credit_score"] = 9999
     strict = _schema(frame)
-    lenient = validate_batch(frame, CONTRACT, day="d", max_failing_row_share=0.05, sample_rows=5)
+    lenient = validate_batch(
+        frame, CONTRACT, day="2026-02-01", max_failing_row_share=0.05, sample_rows=5
+    )
     assert not strict.passed and strict.failing_rows == 4
     assert lenient.passed and lenient.value == pytest.approx(0.01)
 
@@ -79,33 +83,47 @@ def test_duplicate_ids_fail():
     assert "application_id" in set(report.failure_cases["column"])
 
 
+def _join(features, labels, min_join_rate=0.99, day="2026-02-01"):
+    settings = RuleSettings(
+        contract=CONTRACT,
+        policy=StatisticalPolicy(),
+        profile=None,
+        max_failing_row_share=0.0,
+        min_join_rate=min_join_rate,
+        max_single_feature_auc=0.98,
+        labels_in_batch=False,
+        sample_rows=5,
+    )
+    judged = judge_frames({day: features}, {day: labels}, settings)
+    return judged["raw_labels_join_raw_batches"][day]
+
+
 def test_label_join_both_ways():
     features, labels = _day()
-    ok = check_label_join(features, labels, CONTRACT, day="d", min_join_rate=0.99, sample_rows=5)
+    ok = _join(features, labels)
     assert ok.passed and ok.value == 1.0
-    missing = check_label_join(
-        features, labels.iloc[50:], CONTRACT, day="d", min_join_rate=0.99, sample_rows=5
-    )
+    missing = _join(features, labels.iloc[50:])
     assert not missing.passed
     assert missing.value == pytest.approx(1 - 50 / 400)
     assert (missing.failure_cases["problem"] == "batch row without label").sum() == 50
+    shuffled = _join(features, labels.sample(frac=1.0, random_state=1))
+    assert shuffled.passed and shuffled.value == 1.0  # order does not matter, ids do
     bad_value = labels.copy()
     bad_value.loc[0, CONTRACT.target_column] = 7
-    assert not check_label_join(
-        features, bad_value, CONTRACT, day="d", min_join_rate=0.5, sample_rows=5
-    ).passed
+    rejected = _join(features, bad_value, min_join_rate=0.5)
+    assert not rejected.passed
+    assert list(rejected.failure_cases["id"]) == [labels[CONTRACT.id_column].iloc[0]]
+    twice = pd.concat([labels, labels.iloc[[3]]], ignore_index=True)
+    repeated = _join(features, twice)
+    assert (
+        not repeated.passed
+        and (repeated.failure_cases["problem"] == "duplicate labelled id").sum() == 2
+    )
 
 
 def test_label_join_without_id_column_fails_with_reason():
     features, labels = _day()
-    report = check_label_join(
-        features.rename(columns={"application_id": "app"}),
-        labels,
-        CONTRACT,
-        day="d",
-        min_join_rate=0.9,
-        sample_rows=3,
-    )
+    report = _join(features.rename(columns={"application_id": "app"}), labels, 0.9)
     assert not report.passed
     assert "no id column" in report.reason
 
@@ -130,14 +148,7 @@ def test_ledger_fails_closed(tmp_path):
     passing = _schema(frame)
     record_verdict(ledger, "schema", passing, first, run_id="run-1", severity="ERROR", policy="p1")
     assert "label_join" in batch_status(ledger, first, GATES).reason
-    join = check_label_join(
-        frame,
-        pd.read_parquet(first.labels),
-        CONTRACT,
-        day=first.day,
-        min_join_rate=0.99,
-        sample_rows=3,
-    )
+    join = _join(frame, pd.read_parquet(first.labels), day=first.day)
     record_verdict(ledger, "label_join", join, first, run_id="run-1", severity="ERROR", policy="p1")
     assert batch_status(ledger, first, GATES).eligible
     assert not needs_validation(ledger, first, GATES, "p1")
@@ -204,8 +215,8 @@ def test_data_version_names_exact_content():
 
 def test_window_schema_pass_gives_each_day_its_own_report():
     """One pandera pass over stacked batches judges each day exactly as judging it alone."""
-    from ml_assets.data.batches import stack_batches
-    from ml_assets.data.validation import validate_window
+    from ml_assets.data.reading import run_of
+    from ml_assets.data.rules import judge_schema
 
     scenarios = ["stable", "value_corruption", "stable", "schema_corruption", "stable", "stable"]
     frames = {}
@@ -216,13 +227,23 @@ def test_window_schema_pass_gives_each_day_its_own_report():
     frames[days[2]].loc[5, "application_id"] = frames[days[2]].loc[7, "application_id"]
     frames[days[4]].loc[3, "application_id"] = frames[days[0]].loc[3, "application_id"]
     frames[days[4]].loc[8, "region"] = "mars"
-    frames[days[5]] = frames[days[5]].set_axis(pd.RangeIndex(1000, 1200))
-    windows = stack_batches(frames)
-    assert sorted(len(w.days) for w in windows) == [1, 5]  # the renamed column stands alone
-    judged = {}
-    for window in windows:
-        judged |= validate_window(window, CONTRACT, max_failing_row_share=0.0, sample_rows=5)
+    polars = {day: pl.from_pandas(frame) for day, frame in frames.items()}
+    run = run_of(polars, {}, CONTRACT)
+    assert sorted(len(s.days) for s in run.stacks) == [1, 5]  # the renamed column stands alone
+    settings = RuleSettings(
+        contract=CONTRACT,
+        policy=StatisticalPolicy(),
+        profile=None,
+        max_failing_row_share=0.0,
+        min_join_rate=1.0,
+        max_single_feature_auc=1.0,
+        labels_in_batch=False,
+        sample_rows=5,
+    )
+    judged = judge_schema(run, settings)
+    # An id repeated across two days is no failure: ids are unique within their batch.
     assert [judged[d].passed for d in days] == [True, False, False, False, False, True]
+    assert judged[days[4]].failing_rows == 1 and judged[days[2]].failing_rows == 2
     for day, frame in frames.items():
         alone = validate_batch(frame, CONTRACT, day=day, max_failing_row_share=0.0, sample_rows=5)
         together = judged[day]

@@ -5,32 +5,28 @@ import math
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 from ml_assets.data.batches import join_labels
 from ml_assets.data.expectations import (
+    CategoricalProfile,
     NumericProfile,
     Profile,
     StatisticalPolicy,
+    auc_lower_bounds,
     build_profile,
-    category_shift_test,
-    check_against_profile,
-    mean_shift_test,
-    positive_rate_expectation,
-    rate_excess_test,
+    category_shift,
+    mean_shift,
+    rate_excess,
+    rate_shift,
+    std_ratio,
 )
-from ml_assets.data.leakage import auc_lower_bound, single_feature_aucs
-from ml_assets.data.validation import (
-    check_label_join,
-    check_label_leakage,
-    check_positive_rate,
-    check_statistics,
-    check_timestamps,
-    validate_batch,
-)
+from ml_assets.data.rules import RuleSettings, judge_frames, single_feature_aucs
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.features.integrity import split_integrity
@@ -46,6 +42,35 @@ def _day(i, scenario="stable", rows=2000):
     return simulate.generate_day(START + dt.timedelta(days=i), rows, seed=7, scenario=scenario)
 
 
+def _rules(profile, **overrides):
+    values = dict(
+        contract=CONTRACT,
+        policy=POLICY,
+        profile=profile,
+        max_failing_row_share=0.0,
+        min_join_rate=0.99,
+        max_single_feature_auc=0.98,
+        labels_in_batch=False,
+        sample_rows=3,
+    )
+    return RuleSettings(**(values | overrides))
+
+
+def _judge(features, labels, profile, day="2026-01-01", **overrides):
+    """Every rule's report on one batch, by gate name."""
+    judged = judge_frames({day: features}, {day: labels}, _rules(profile, **overrides))
+    return {gate: reports[day] for gate, reports in judged.items()}
+
+
+def _failed(report):
+    return {
+        (c, e)
+        for c, e in zip(
+            report.failure_cases["column"], report.failure_cases["expectation"], strict=True
+        )
+    }
+
+
 @pytest.fixture(scope="module")
 def profile():
     frames = [join_labels(*_day(i), CONTRACT, "d") for i in range(30)]
@@ -54,24 +79,19 @@ def profile():
 
 def test_stable_data_raises_no_alarm_over_its_whole_span(profile):
     """Days 31..120 of the stable demo pass every per-batch gate against days 1..30."""
-    failures = []
+    features, labels = {}, {}
     for i in range(30, 120):
-        features, labels = _day(i)
         day = (START + dt.timedelta(days=i)).isoformat()
-        reports = [
-            validate_batch(features, CONTRACT, day=day, max_failing_row_share=0.0, sample_rows=3),
-            check_timestamps(features, CONTRACT, day=day, sample_rows=3),
-            check_statistics(features, profile, CONTRACT, POLICY, day=day, sample_rows=3),
-            check_label_join(
-                features, labels, CONTRACT, day=day, min_join_rate=0.99, sample_rows=3
-            ),
-            check_positive_rate(labels, profile, CONTRACT, POLICY, day=day),
-            check_label_leakage(
-                join_labels(features, labels, CONTRACT, day), CONTRACT, max_auc=0.98, day=day
-            ),
-        ]
-        failures += [(day, r.check, r.reason) for r in reports if not r.passed]
+        features[day], labels[day] = _day(i)
+    judged = judge_frames(features, labels, _rules(profile))
+    failures = [
+        (day, gate, r.reason)
+        for gate, reports in judged.items()
+        for day, r in reports.items()
+        if not r.passed
+    ]
     assert failures == []
+    assert all(len(reports) == 90 for reports in judged.values())
 
 
 def test_profile_round_trips_through_json(profile, tmp_path):
@@ -81,36 +101,48 @@ def test_profile_round_trips_through_json(profile, tmp_path):
     assert profile.numeric["employment_years"].null_rate > 0
 
 
+STATISTICS = "raw_batches_match_reference_profile"
+
+
 def test_each_shift_fires_its_expectation(profile):
-    drift = check_against_profile(_day(100, "covariate_drift")[0], profile, CONTRACT, POLICY)
-    failed = {(e.column, e.expectation) for e in drift if not e.passed}
+    drift = _judge(*_day(100, "covariate_drift"), profile)[STATISTICS]
+    assert not drift.passed
+    failed = _failed(drift)
     assert ("credit_score", "mean") in failed and ("channel", "category_proportions") in failed
+    assert drift.value == len(failed)
     unseen = _day(100)[0]
     unseen.loc[:99, "purpose"] = "other"  # allowed by the contract, but ...
     ref = build_profile(_day(1)[0].assign(purpose="car"), CONTRACT)
-    results = check_against_profile(unseen, ref, CONTRACT, POLICY)
-    assert not next(
-        e for e in results if e.expectation == "unseen_categories" and e.column == "purpose"
-    ).passed
+    report = _judge(unseen, _day(100)[1], ref)[STATISTICS]
+    assert ("purpose", "unseen_categories") in _failed(report)
+    cases = report.failure_cases.set_index(["column", "expectation"])
+    assert "other" in cases.loc[("purpose", "unseen_categories"), "detail"].split(", ")
     nulls = _day(100)[0]
     nulls.loc[:599, "employment_years"] = np.nan
-    null_rate = next(
-        e
-        for e in check_against_profile(nulls, profile, CONTRACT, POLICY)
-        if e.column == "employment_years" and e.expectation == "null_rate"
-    )
-    assert not null_rate.passed and null_rate.value >= 0.3 and null_rate.failing_rows >= 600
+    report = _judge(nulls, _day(100)[1], profile)[STATISTICS]
+    row = report.failure_cases.set_index(["column", "expectation"]).loc[
+        ("employment_years", "null_rate")
+    ]
+    assert row["value"] >= 0.3 and row["failing_rows"] >= 600
+    assert report.failing_rows >= 600 and len(report.failing_rows_sample) == 3
+    assert report.failing_rows_sample["employment_years"].isna().all()
 
 
 def test_label_noise_moves_the_positive_rate(profile):
-    noisy = positive_rate_expectation(
-        _day(100, "label_noise")[1]["defaulted"], 1, profile.positive_rate, POLICY
-    )
-    assert not noisy.passed and noisy.value > profile.positive_rate + 0.1
+    report = _judge(*_day(100, "label_noise"), profile)[
+        "raw_labels_positive_rate_matches_reference"
+    ]
+    assert not report.passed
+    (value,) = report.failure_cases["value"]
+    assert value > profile.positive_rate + 0.1
+    (p_value,) = report.failure_cases["p_value"]
+    counts = _day(100, "label_noise")[1]["defaulted"]
+    expected = stats.binomtest(int(counts.sum()), len(counts), profile.positive_rate).pvalue
+    assert p_value == pytest.approx(expected)
 
 
 def test_no_reference_profile_passes_and_says_so():
-    report = check_statistics(_day(1)[0], None, CONTRACT, POLICY, day="d", sample_rows=3)
+    report = _judge(*_day(1), None)[STATISTICS]
     assert report.passed and "no reference profile" in report.reason
 
 
@@ -124,18 +156,16 @@ REF = NumericProfile(
 @settings(max_examples=40, deadline=None)
 @given(shift=st.floats(0.05, 2.0), n=st.integers(10, 50_000))
 def test_mean_shift_p_value_matches_the_z_test(shift, n):
-    values = np.full(n, shift)
-    effect, p = mean_shift_test(values, REF)
-    assert effect == pytest.approx(shift)
-    assert p == pytest.approx(2 * stats.norm.sf(shift * math.sqrt(n)), rel=1e-6, abs=1e-300)
+    effect, p = mean_shift(np.array([shift]), np.array([n]), REF, 0.0)
+    assert effect[0] == pytest.approx(shift)
+    assert p[0] == pytest.approx(2 * stats.norm.sf(shift * math.sqrt(n)), rel=1e-6, abs=1e-300)
 
 
 @settings(max_examples=40, deadline=None)
 @given(shift=st.floats(0.26, 1.0), small=st.integers(10, 200))
 def test_the_same_shift_needs_more_rows_to_fire(shift, small):
     """Significance grows with the batch: a shift that fires on 50,000 rows need not on 200."""
-    _, p_small = mean_shift_test(np.full(small, shift), REF)
-    _, p_large = mean_shift_test(np.full(50_000, shift), REF)
+    _, (p_small, p_large) = mean_shift(np.full(2, shift), np.array([small, 50_000]), REF, 0.0)
     assert p_large <= p_small
     assert p_large < POLICY.alpha  # and the effect is above the floor: the large batch fires
     if shift * math.sqrt(small) < 4.5:
@@ -143,83 +173,146 @@ def test_the_same_shift_needs_more_rows_to_fire(shift, small):
 
 
 @settings(max_examples=40, deadline=None)
+@given(std=st.floats(0.2, 5.0), n=st.integers(3, 20_000))
+def test_std_ratio_is_a_two_sided_chi_square_test(std, n):
+    ratio, p = std_ratio(np.array([std, 0.0]), np.array([n, n]), REF, 0.0)
+    assert ratio[0] == pytest.approx(max(std, 1 / std))
+    cdf = stats.chi2.cdf((n - 1) * std**2, n - 1)
+    assert p[0] == pytest.approx(2 * min(cdf, 1 - cdf), abs=1e-300)
+    assert ratio[1] == math.inf and p[1] == 0.0  # a constant batch
+
+
+@settings(max_examples=40, deadline=None)
 @given(count=st.integers(0, 500), n=st.integers(500, 5000), expected=st.floats(0.001, 0.5))
 def test_rate_excess_is_a_one_sided_binomial_test(count, n, expected):
-    excess, p = rate_excess_test(count, n, expected)
-    assert excess == pytest.approx(count / n - expected)
-    assert p == pytest.approx(stats.binomtest(count, n, expected, alternative="greater").pvalue)
-    assert 0.0 <= p <= 1.0
+    excess, p = rate_excess(np.array([count]), np.array([n]), expected, -1.0)
+    assert excess[0] == pytest.approx(count / n - expected)
+    binomial = stats.binomtest(count, n, expected, alternative="greater").pvalue
+    assert p[0] == pytest.approx(binomial)
+    assert 0.0 <= p[0] <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(0, 900), n=st.integers(1000, 3000), expected=st.floats(0.01, 0.5))
+def test_rate_shift_is_a_two_sided_binomial_test_where_the_shift_matters(count, n, expected):
+    shift, p = rate_shift(np.array([count]), np.array([n]), expected, 0.05)
+    assert shift[0] == pytest.approx(abs(count / n - expected))
+    if shift[0] > 0.05:
+        assert p[0] == stats.binomtest(count, n, expected).pvalue
+    else:  # below the floor the expectation holds whatever the p-value: not computed
+        assert math.isnan(p[0])
 
 
 @settings(max_examples=40, deadline=None)
 @given(weights=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=6), n=st.integers(100, 5000))
 def test_category_distance_is_zero_on_the_reference_mix_and_bounded(weights, n):
-    from ml_assets.data.expectations import CategoricalProfile
-
     p = np.array(weights) / sum(weights)
     names = [f"c{i}" for i in range(len(p))]
     counts = np.floor(p * n).astype(int)
-    values = pd.Series(np.repeat(names, counts))
     ref = CategoricalProfile(
         rows=n,
         proportions=dict(zip(names, (counts / counts.sum()).tolist(), strict=True)),
         null_rate=0,
     )
-    distance, p_value = category_shift_test(values, ref)
-    assert distance == pytest.approx(0.0, abs=1e-3)
-    assert p_value > 0.9
-    other = pd.Series(["unseen"] * n)
-    far, _ = category_shift_test(other, ref)
-    assert 0.99 <= far <= 1.0
+    same = dict(zip(names, counts.tolist(), strict=True))
+    distance, p_value = category_shift([same, {"unseen": n}], ref, 0.1)
+    assert distance[0] == pytest.approx(0.0, abs=1e-3)
+    assert math.isnan(p_value[0])  # within the floor: no test needed
+    assert 0.99 <= distance[1] <= 1.0
+    observed = np.array([0] * len(names) + [n], dtype=float)
+    expected = np.array([*ref.proportions.values(), 0.0]) + 1e-4
+    expected = expected / expected.sum() * n
+    assert (
+        p_value[1]
+        == stats.chisquare(
+            observed[np.argsort([*names, "unseen"])], expected[np.argsort([*names, "unseen"])]
+        ).pvalue
+    )
 
 
 @settings(max_examples=30, deadline=None)
 @given(auc=st.floats(0.5, 1.0), n_pos=st.integers(5, 2000), n_neg=st.integers(5, 2000))
 def test_auc_lower_bound_is_below_the_auc_and_tightens_with_data(auc, n_pos, n_neg):
-    low = auc_lower_bound(auc, n_pos, n_neg)
+    low = auc_lower_bounds(auc, n_pos, n_neg)
     assert low <= auc
-    assert auc_lower_bound(auc, n_pos * 10, n_neg * 10) >= low - 1e-12
+    assert auc_lower_bounds(auc, n_pos * 10, n_neg * 10) >= low - 1e-12
 
 
 def test_auc_lower_bound_known_answer():
     # Hanley and McNeil (1982), eq. 2 by hand for A = 0.9 with 50 positives and 50 negatives:
     # Q1 = 0.9 / 1.1, Q2 = 2 * 0.81 / 1.9, var = (0.09 + 49 (Q1 - 0.81) + 49 (Q2 - 0.81)) / 2500.
-    se = 0.9 - auc_lower_bound(0.9, 50, 50, z=1.0)
+    se = 0.9 - auc_lower_bounds(0.9, 50, 50, z=1.0)
     assert se == pytest.approx(0.032124, abs=1e-5)
 
 
+def test_single_feature_aucs_per_group_equal_sklearn():
+    """Exact AUCs with ties, numeric (missing at the group's median) and categorical (scored by
+    the category's positive rate in its group), folded to [0.5, 1]."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    group = np.repeat([0, 1, 2], n // 3)
+    y = rng.random(n) < 0.3
+    income = np.round(rng.normal(size=n) + y, 1)  # rounded: many ties
+    income[rng.random(n) < 0.1] = np.nan
+    purpose = rng.choice(["car", "home", "debt"], size=n)
+    frame = pl.DataFrame(
+        {"g": group, "y": y, "income": income, "purpose": purpose}, nan_to_null=True
+    )
+    contract = CONTRACT.model_copy(
+        update={
+            "numeric_columns": {"income": CONTRACT.numeric_columns["income"]},
+            "categorical_columns": {"purpose": ["car", "home", "debt"]},
+        }
+    )
+    aucs, names = single_feature_aucs(frame, contract, "g", "y")
+    assert names == ["income", "purpose"]
+    for g in range(3):
+        part = frame.filter(pl.col("g") == g).to_pandas()
+        score = part["income"].fillna(part["income"].median())
+        rate = part.groupby("purpose")["y"].transform("mean")
+        for name, s in (("income", score), ("purpose", rate)):
+            auc = roc_auc_score(part["y"], s)
+            assert aucs[name][g] == pytest.approx(max(auc, 1 - auc), abs=1e-12)
+    assert aucs["P"].to_list() == [int(y[group == g].sum()) for g in range(3)]
+
+
 def test_leakage_needs_evidence_proportional_to_the_batch():
+    LEAKAGE = "raw_labels_not_leaked_into_features"
     features, labels = _day(5, "leakage")
-    joined = join_labels(features, labels, CONTRACT, "d")
-    report = check_label_leakage(joined, CONTRACT, max_auc=0.98, day="d")
+    report = _judge(features, labels, None)[LEAKAGE]
     assert not report.passed and "delinquencies_2y" in report.reason
-    small = check_label_leakage(joined.head(20), CONTRACT, max_auc=0.98, day="d")
+    small = _judge(features.head(20), labels.head(20), None)[LEAKAGE]
     assert small.passed  # 20 rows cannot prove a leak beyond 0.98
-    aucs = single_feature_aucs(join_labels(*_day(5), CONTRACT, "d"), CONTRACT)
-    assert 0.6 < aucs["credit_score"] < 0.95 and aucs["sex"] < 0.56
+    joined = pl.from_pandas(join_labels(*_day(5), CONTRACT, "d")).with_columns(
+        g=pl.lit(0), y=pl.col("defaulted") == 1
+    )
+    aucs, _ = single_feature_aucs(joined, CONTRACT, "g", "y")
+    assert 0.6 < aucs["credit_score"][0] < 0.95 and aucs["sex"][0] < 0.56
 
 
 def test_split_integrity_finds_shared_ids_and_duplicate_rows():
     features, labels = _day(3, rows=500)
     examples = join_labels(features, labels, CONTRACT, "d")
     examples["split"] = assign_split(examples["application_id"], seed=1, validation=0.2, test=0.2)
-    clean = split_integrity(examples, CONTRACT)
+    clean = split_integrity(pl.from_pandas(examples), CONTRACT)
     assert clean.ids_in_several_splits == [] and clean.duplicate_rows_across_splits == 0
     twin = examples.iloc[[0]].assign(
         split="test" if examples["split"].iloc[0] != "test" else "train"
     )
-    broken = split_integrity(pd.concat([examples, twin]), CONTRACT)
+    broken = split_integrity(pl.from_pandas(pd.concat([examples, twin])), CONTRACT)
     assert broken.ids_in_several_splits == [examples["application_id"].iloc[0]]
     assert broken.duplicate_rows_across_splits == 2
 
 
 def test_timestamps_after_the_batch_day_fail():
-    features = _day(0)[0]
-    assert check_timestamps(features, CONTRACT, day="2026-01-01", sample_rows=3).passed
+    TIMESTAMPS = "raw_batches_timestamps_not_in_future"
+    features, labels = _day(0)
+    assert _judge(features, labels, None)[TIMESTAMPS].passed
     late = features.copy()
     late.loc[:2, "application_ts"] = pd.Timestamp("2026-01-02 00:00:01")
-    report = check_timestamps(late, CONTRACT, day="2026-01-01", sample_rows=3)
+    report = _judge(late, labels, None)[TIMESTAMPS]
     assert not report.passed and report.failing_rows == 3
+    assert list(report.failure_cases.index) == [0, 1, 2]  # rows named as in the batch file
 
 
 def test_serving_path_reproduces_training_features_exactly():

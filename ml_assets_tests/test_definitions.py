@@ -137,7 +137,9 @@ def test_the_gate_tables_and_the_checks_agree():
     assert described(features_checks.WINDOW_CHECKS) == tabled(WINDOW_GATES)
     assert tuple(g.name for g in DATA_GATES) == BATCH_GATES
     # Every gate has its judge and every judge its gate.
-    assert list(data_checks.REFERENCE_JUDGES) == list(BATCH_GATES)
+    from ml_assets.data.rules import RULES
+
+    assert list(RULES) == list(BATCH_GATES)
     assert list(data_checks.JUDGES) == list(BATCH_GATES)
     assert list(features_checks.WINDOW_JUDGES) == [g.name for g in WINDOW_GATES]
     # Names are unique across the stages, and every table's asset is in the code location.

@@ -22,7 +22,7 @@ from ml_assets.data.inference import (
     propose_contract,
     select_days,
 )
-from ml_assets.data.validation import validate_batch
+from ml_assets.data.rules import validate_batch
 from ml_assets.demo import simulate
 from ml_assets.settings import DEFAULT_CONFIG, parse_settings
 from ml_assets_tests.conftest import START, Project, make_project

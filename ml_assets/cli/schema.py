@@ -187,7 +187,7 @@ def _self_check(
     batches: Mapping[str, pd.DataFrame], contract: DataContract, include_target: bool
 ) -> list[tuple[str, str]]:
     """Validate each batch against the proposal; (day, reason) of those with any failing row."""
-    from ml_assets.data.validation import validate_batch
+    from ml_assets.data.rules import validate_batch
 
     failed = []
     for day, frame in batches.items():

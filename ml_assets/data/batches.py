@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ml_assets.data.contract import DataContract
@@ -128,74 +127,6 @@ def read_labels(
     return source[[id_column, target_column]]
 
 
-@dataclass(frozen=True, eq=False)
-class BatchWindow:
-    """Batches of one schema stacked in day order, so a gate judges them all in one pass.
-
-    Day `days[i]` holds the rows `bounds[i]:bounds[i + 1]` of `frame` (which has a fresh
-    RangeIndex); `index` holds each row's index label in its own batch, so evidence names rows
-    as the batch alone would. A window of one day is the one-batch case of the same code.
-    Frames are shared between gates: treat them as read-only.
-    """
-
-    days: tuple[str, ...]
-    frame: pd.DataFrame
-    bounds: np.ndarray
-    index: pd.Index
-
-    @classmethod
-    def single(cls, day: str, frame: pd.DataFrame) -> BatchWindow:
-        return cls(
-            (day,),
-            frame.set_axis(pd.RangeIndex(len(frame)), axis=0, copy=False),
-            np.array([0, len(frame)]),
-            frame.index,
-        )
-
-    def day_of(self, positions: np.ndarray) -> np.ndarray:
-        """The position in `days` of the day each row position belongs to."""
-        return np.searchsorted(self.bounds, positions, side="right") - 1
-
-    def rows(self, positions: np.ndarray) -> pd.DataFrame:
-        """Rows at `positions`, labelled with their index in their own batch."""
-        positions = np.asarray(positions, dtype=np.int64)
-        return self.frame.take(positions).set_axis(self.index.take(positions), axis=0)
-
-    def part(self, i: int) -> pd.DataFrame:
-        """Day `i` as delivered."""
-        return self.rows(np.arange(self.bounds[i], self.bounds[i + 1]))
-
-    def empty(self) -> pd.DataFrame:
-        return self.frame.iloc[:0]
-
-
-def _signature(frame: pd.DataFrame) -> tuple:
-    return tuple((str(name), str(dtype)) for name, dtype in frame.dtypes.items())
-
-
-def stack_batches(frames: Mapping[str, pd.DataFrame]) -> list[BatchWindow]:
-    """Group batches of identical columns and dtypes (in day order) into windows."""
-    groups: dict[tuple, list[str]] = {}
-    for day, frame in frames.items():
-        groups.setdefault(_signature(frame), []).append(day)
-    windows = []
-    for days in groups.values():
-        if len(days) == 1:
-            windows.append(BatchWindow.single(days[0], frames[days[0]]))
-            continue
-        parts = [frames[d] for d in days]
-        lengths = np.array([len(p) for p in parts])
-        windows.append(
-            BatchWindow(
-                tuple(days),
-                pd.concat(parts, ignore_index=True),
-                np.concatenate([[0], np.cumsum(lengths)]),
-                parts[0].index.append([p.index for p in parts[1:]]),
-            )
-        )
-    return windows
-
-
 # The batches of the current run, shared by the gates that judge it (they run in one process
 # one after another). Keyed by file contents, so a changed file is read again.
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
@@ -230,33 +161,6 @@ def file_state(path: Path) -> tuple:
 def contents_key(batches: Mapping[str, BatchFiles]) -> tuple:
     """What the batches hold, as a cache key: each day, its file and its content hashes."""
     return tuple((b.day, str(b.features), b.fingerprint) for b in batches.values())
-
-
-def batch_windows(
-    batches: Mapping[str, BatchFiles],
-    read: Callable[[BatchFiles], pd.DataFrame],
-    kind: tuple,
-) -> list[BatchWindow]:
-    """The batches read by `read` and stacked into windows, cached per content and `kind`.
-
-    `kind` names what `read` returns (e.g. ("features", "full")): equal kinds must read equally.
-    """
-    key = ("windows", kind, contents_key(batches))
-    return cached(key, lambda: stack_batches(read_batches(batches, read, kind)))
-
-
-def read_batches(
-    batches: Mapping[str, BatchFiles],
-    read: Callable[[BatchFiles], pd.DataFrame] | None = None,
-    kind: tuple = ("features", "full"),
-) -> dict[str, pd.DataFrame]:
-    """Each batch read by `read` (default: its feature file), cached per content and `kind`.
-
-    The gates of one run share these frames: treat them as read-only.
-    """
-    read = read or (lambda batch: read_batch(batch.features))
-    key = ("frames", kind, contents_key(batches))
-    return cached(key, lambda: {day: read(batch) for day, batch in batches.items()})
 
 
 def data_version(fingerprints: Mapping[str, str]) -> str:

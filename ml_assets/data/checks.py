@@ -7,9 +7,9 @@ data/gates.DATA_GATES; severity per gate comes from pipeline.yaml (validation.se
 table's default.
 """
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
@@ -17,68 +17,25 @@ import pandas as pd
 from ml_assets.data.assets import batches_of_run
 from ml_assets.data.batches import (
     BatchFiles,
-    batch_windows,
     cached,
     contents_key,
     file_state,
-    join_labels,
     list_batch_files,
-    read_batch,
-    read_batches,
-    read_labels,
 )
 from ml_assets.data.expectations import Profile, StatisticalPolicy
 from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import quarantine_batch, record_verdict
-from ml_assets.data.validation import (
-    GateReport,
-    check_label_join,
-    check_label_leakage,
-    check_positive_rate,
-    check_statistics,
-    check_timestamps,
-    validate_window,
-)
+from ml_assets.data.validation import GateReport
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
+if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
+    from ml_assets.data.reading import RunData
+    from ml_assets.data.rules import RuleSettings
+
 Batches = Mapping[str, BatchFiles]
-# A judge gives every batch of a run its report, in one pass where the gate allows it.
+# A judge gives every batch of a run its report, in one pass over the run's batches.
 Judge = Callable[[Batches, PipelineResource], dict[str, GateReport]]
-
-
-def _rows(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
-    """The batch's rows at the configured validation depth (every row, or a seeded sample)."""
-    frame = read_batch(batch.features)
-    validation = pipeline.settings.validation
-    if validation.depth == "sample":
-        frame = frame.sample(frac=validation.sample_fraction, random_state=validation.sample_seed)
-    return frame
-
-
-def _depth(pipeline: PipelineResource) -> tuple:
-    validation = pipeline.settings.validation
-    if validation.depth == "sample":
-        return ("features", "sample", validation.sample_fraction, validation.sample_seed)
-    return ("features", "full")
-
-
-def _all_rows(batches: Batches, pipeline: PipelineResource) -> dict[str, pd.DataFrame]:
-    """Every batch's rows at the validation depth, read once for all gates of the run."""
-    return read_batches(batches, lambda b: _rows(b, pipeline), _depth(pipeline))
-
-
-def _labels(batch: BatchFiles, pipeline: PipelineResource) -> pd.DataFrame:
-    dataset = pipeline.settings.dataset
-    return read_labels(
-        batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
-    )
-
-
-def _all_labels(batches: Batches, pipeline: PipelineResource) -> dict[str, pd.DataFrame]:
-    dataset = pipeline.settings.dataset
-    kind = ("labels", dataset.id_column, dataset.target_column, dataset.labels_dir is not None)
-    return read_batches(batches, lambda b: _labels(b, pipeline), kind)
 
 
 def _profile(pipeline: PipelineResource) -> Profile | None:
@@ -86,53 +43,58 @@ def _profile(pipeline: PipelineResource) -> Profile | None:
     return Profile.load(path) if path.exists() else None
 
 
-def _policy(pipeline: PipelineResource) -> StatisticalPolicy:
-    return StatisticalPolicy(**pipeline.settings.validation.statistics.model_dump())
-
-
-def screen_run(batches: Batches, pipeline: PipelineResource):
-    """What the one-pass screen proves about the run's batches, shared by the six gates."""
-    from ml_assets.data.screen import ScreenSettings, screen_batches
+def run_data(batches: Batches, pipeline: PipelineResource) -> "RunData":
+    """The run's batches and labels, read once and shared by the six gates of the run."""
+    from ml_assets.data.reading import read_run
 
     settings = pipeline.settings
     validation = settings.validation
-    key = (
-        "screen",
-        file_state(Path(settings.source)),
-        file_state(pipeline.reference_profile_path),
-        contents_key(batches),
+    sample = (
+        (validation.sample_fraction, validation.sample_seed)
+        if validation.depth == "sample"
+        else None
     )
+    key = ("run", file_state(Path(settings.source)), sample, contents_key(batches))
     return cached(
         key,
-        lambda: screen_batches(
+        lambda: read_run(
             batches,
-            ScreenSettings(
-                contract=settings.dataset,
-                policy=_policy(pipeline),
-                profile=_profile(pipeline),
-                max_failing_row_share=validation.max_failing_row_share,
-                min_join_rate=validation.min_label_join_rate,
-                max_single_feature_auc=validation.max_single_feature_auc,
-                labels_in_batch=settings.dataset.labels_dir is None,
-            ),
+            settings.dataset,
+            labels_in_batch=settings.dataset.labels_dir is None,
+            sample=sample,
         ),
     )
 
 
-def screened(name: str, reference: Judge) -> Judge:
-    """`reference`, for the batches the screen has not already cleared for gate `name`.
+def rule_settings(pipeline: PipelineResource) -> "RuleSettings":
+    """The thresholds of the data rules, from pipeline.yaml and the reference profile."""
+    from ml_assets.data.rules import RuleSettings
 
-    The screen (core.screen) only clears batches that provably pass; every other batch (a
-    failure, a near miss, a file the screen does not read) is decided and explained by
-    `reference`. At `sample` depth the reference judges everything: the screen reads whole files.
-    """
+    settings = pipeline.settings
+    validation = settings.validation
+    dataset = settings.dataset
+    delivered = list_batch_files(dataset.features_dir) if dataset.labels_dir is not None else {}
+    return RuleSettings(
+        contract=dataset,
+        policy=StatisticalPolicy(**validation.statistics.model_dump()),
+        profile=_profile(pipeline),
+        max_failing_row_share=validation.max_failing_row_share,
+        min_join_rate=validation.min_label_join_rate,
+        max_single_feature_auc=validation.max_single_feature_auc,
+        labels_in_batch=dataset.labels_dir is None,
+        sample_rows=validation.failing_rows_sample,
+        label_delay_days=validation.label_delay_days,
+        newest_day=max(delivered) if delivered else None,
+    )
+
+
+def rule_judge(name: str) -> Judge:
+    """Gate `name`'s rule (data/rules.RULES) on the run's batches."""
 
     def judge(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-        if pipeline.settings.validation.depth != "full" or not batches:
-            return reference(batches, pipeline)
-        cleared = screen_run(batches, pipeline).cleared(name)
-        rest = {day: batch for day, batch in batches.items() if day not in cleared}
-        return {**cleared, **(reference(rest, pipeline) if rest else {})}
+        from ml_assets.data.rules import RULES
+
+        return RULES[name](run_data(batches, pipeline), rule_settings(pipeline))
 
     return judge
 
@@ -253,141 +215,7 @@ def batch_gate(spec: GateSpec, judge: Judge) -> dg.AssetChecksDefinition:
     return _gate
 
 
-def _schema(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    """One pandera pass per window of batches sharing columns and dtypes."""
-    settings = pipeline.settings
-    reports: dict[str, GateReport] = {}
-    windows = batch_windows(batches, lambda b: _rows(b, pipeline), _depth(pipeline))
-    for window in windows:
-        reports |= validate_window(
-            window,
-            settings.dataset,
-            max_failing_row_share=settings.validation.max_failing_row_share,
-            sample_rows=settings.validation.failing_rows_sample,
-            include_target=settings.dataset.labels_dir is None,
-        )
-    return reports
-
-
-def _timestamps(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    settings = pipeline.settings
-    return {
-        day: check_timestamps(
-            frame, settings.dataset, day=day, sample_rows=settings.validation.failing_rows_sample
-        )
-        for day, frame in _all_rows(batches, pipeline).items()
-    }
-
-
-def _statistics(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    settings = pipeline.settings
-    profile, policy = _profile(pipeline), _policy(pipeline)
-    return {
-        day: check_statistics(
-            frame,
-            profile,
-            settings.dataset,
-            policy,
-            day=day,
-            sample_rows=settings.validation.failing_rows_sample,
-        )
-        for day, frame in _all_rows(batches, pipeline).items()
-    }
-
-
-def _label_join(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    settings = pipeline.settings
-    dataset = settings.dataset
-    frames = read_batches(batches)  # every row, whatever the depth: ids must all join
-    labels = _all_labels(batches, pipeline)
-    reports = {}
-    for day, batch in batches.items():
-        frame = frames[day]
-        if dataset.labels_dir is not None and batch.labels is None:
-            newest = max(list_batch_files(dataset.features_dir))
-            age = (dt.date.fromisoformat(newest) - dt.date.fromisoformat(day)).days
-            if age < settings.validation.label_delay_days:
-                reports[day] = GateReport(
-                    "label_join",
-                    day,
-                    True,
-                    len(frame),
-                    0,
-                    1.0,
-                    settings.validation.min_label_join_rate,
-                    pd.DataFrame(),
-                    frame.head(0),
-                    f"labels not due yet ({age} of {settings.validation.label_delay_days} days)",
-                )
-                continue
-        reports[day] = check_label_join(
-            frame,
-            labels[day],
-            dataset,
-            day=day,
-            min_join_rate=settings.validation.min_label_join_rate,
-            sample_rows=settings.validation.failing_rows_sample,
-        )
-    return reports
-
-
-def _positive_rate(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    profile, policy = _profile(pipeline), _policy(pipeline)
-    return {
-        day: check_positive_rate(labels, profile, pipeline.settings.dataset, policy, day=day)
-        for day, labels in _all_labels(batches, pipeline).items()
-    }
-
-
-def _leakage(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-    settings = pipeline.settings
-    labels = _all_labels(batches, pipeline)
-    # Repeated ids are the schema and label-join gates' failures; leakage is measured on the
-    # rows whose id occurs once on each side, so they cannot make the one-to-one join raise.
-    key = settings.dataset.id_column
-    reports = {}
-    for day, frame in _all_rows(batches, pipeline).items():
-        if key not in frame.columns:
-            reports[day] = GateReport(
-                "leakage",
-                day,
-                False,
-                len(frame),
-                len(frame),
-                1.0,
-                settings.validation.max_single_feature_auc,
-                pd.DataFrame({"problem": [f"batch has no column {key!r}"]}),
-                frame.head(0),
-                f"the batch has no id column {key!r}: its labels cannot be joined",
-            )
-            continue
-        reports[day] = check_label_leakage(
-            join_labels(
-                frame.drop_duplicates(subset=[key], keep=False),
-                labels[day].drop_duplicates(subset=[key], keep=False),
-                settings.dataset,
-                day,
-            ),
-            settings.dataset,
-            max_auc=settings.validation.max_single_feature_auc,
-            day=day,
-        )
-    return reports
-
-
-# The reference judges decide and explain; the gates run them behind the screen. Every gate of
-# the table has exactly one (a test holds both sides to it).
-REFERENCE_JUDGES: dict[str, Judge] = {
-    "raw_batches_match_schema": _schema,
-    "raw_batches_timestamps_not_in_future": _timestamps,
-    "raw_batches_match_reference_profile": _statistics,
-    "raw_labels_join_raw_batches": _label_join,
-    "raw_labels_positive_rate_matches_reference": _positive_rate,
-    "raw_labels_not_leaked_into_features": _leakage,
-}
-JUDGES: dict[str, Judge] = {
-    gate.name: screened(gate.name, REFERENCE_JUDGES[gate.name]) for gate in DATA_GATES
-}
+JUDGES: dict[str, Judge] = {gate.name: rule_judge(gate.name) for gate in DATA_GATES}
 
 # One check per gate of data/gates.DATA_GATES, in judging order.
 BATCH_GATE_CHECKS = [batch_gate(gate, JUDGES[gate.name]) for gate in DATA_GATES]

@@ -8,8 +8,7 @@ needs a much larger shift than a 20,000-row batch before it fails.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,22 +76,6 @@ class StatisticalPolicy:
     min_positive_rate_shift: float = 0.05
 
 
-@dataclass(frozen=True)
-class Expectation:
-    """One expectation on one column: the evidence and the verdict."""
-
-    column: str
-    expectation: str
-    passed: bool
-    value: float
-    reference: float
-    threshold: float
-    p_value: float | None
-    failing_rows: int = 0
-    detail: str = ""
-    failing_index: list = field(default_factory=list, repr=False)
-
-
 def build_profile(
     frame: pd.DataFrame, contract: DataContract, quantiles: tuple[float, float] = (0.001, 0.999)
 ) -> Profile:
@@ -132,199 +115,148 @@ def build_profile(
     )
 
 
-def mean_shift_test(values: np.ndarray, ref: NumericProfile) -> tuple[float, float]:
+# The tests below decide every day of a stack at once: arrays in, arrays out. An expectation
+# fails only when its p-value is below alpha and its effect above its floor, so a p-value is
+# computed only where the effect exceeds the floor (or `also` asks for it); elsewhere it is NaN,
+# not computed and not needed. Clean data thus never even imports scipy.stats.
+
+
+def _clip(rate: float) -> float:
+    return min(max(rate, 1e-6), 1 - 1e-6)
+
+
+def _p_values(mask: np.ndarray, test) -> np.ndarray:
+    """`test(mask)` (the p-values of the days in `mask`) where `mask`, NaN elsewhere."""
+    p = np.full(mask.shape, np.nan)
+    if mask.any():
+        p[mask] = test(mask)
+    return p
+
+
+def mean_shift(
+    mean: np.ndarray, n: np.ndarray, ref: NumericProfile, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(effect in reference standard deviations, two-sided p-value of a z-test on the mean)."""
-    from scipy import stats
+    n = np.asarray(n, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    tested = (n > 0) & (ref.std > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        effect = np.where(tested, np.abs(mean - ref.mean) / ref.std, 0.0)
 
-    n = len(values)
-    if n == 0 or ref.std == 0:
-        return 0.0, 1.0
-    diff = float(np.mean(values)) - ref.mean
-    z = diff / (ref.std / math.sqrt(n))
-    return abs(diff) / ref.std, float(2 * stats.norm.sf(abs(z)))
+    def test(mask):
+        from scipy import stats
 
+        z = (mean[mask] - ref.mean) / (ref.std / np.sqrt(n[mask]))
+        return 2 * stats.norm.sf(np.abs(z))
 
-def std_ratio_test(values: np.ndarray, ref: NumericProfile) -> tuple[float, float]:
-    """(ratio of standard deviations, larger over smaller; two-sided chi-square p-value)."""
-    from scipy import stats
-
-    n = len(values)
-    if n < 3 or ref.std == 0:
-        return 1.0, 1.0
-    s = float(np.std(values, ddof=1))
-    if s == 0:
-        return math.inf, 0.0
-    statistic = (n - 1) * s**2 / ref.std**2
-    cdf = stats.chi2.cdf(statistic, n - 1)
-    return max(s / ref.std, ref.std / s), float(2 * min(cdf, 1 - cdf))
+    return effect, _p_values(tested & (effect > floor), test)
 
 
-def rate_excess_test(count: int, n: int, expected: float) -> tuple[float, float]:
-    """(observed rate minus expected, one-sided binomial p-value that the rate is higher)."""
-    from scipy import stats
+def std_ratio(
+    std: np.ndarray, n: np.ndarray, ref: NumericProfile, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ratio of standard deviations, larger over smaller; two-sided chi-square p-value).
 
-    if n == 0:
-        return 0.0, 1.0
-    expected = min(max(expected, 1e-6), 1 - 1e-6)
-    return count / n - expected, float(
-        stats.binomtest(count, n, expected, alternative="greater").pvalue
-    )
+    Fewer than three values (or a constant reference) are not tested; a constant batch has an
+    infinite ratio and p-value 0.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    std = np.asarray(std, dtype=np.float64)
+    tested = (n >= 3) & (ref.std > 0)
+    constant = tested & (std == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(tested, np.maximum(std / ref.std, ref.std / std), 1.0)
+    ratio = np.where(constant, np.inf, ratio)
+
+    def test(mask):
+        from scipy import stats
+
+        cdf = stats.chi2.cdf((n[mask] - 1) * std[mask] ** 2 / ref.std**2, n[mask] - 1)
+        return 2 * np.minimum(cdf, 1 - cdf)
+
+    p = _p_values(tested & ~constant & (ratio > floor), test)
+    return ratio, np.where(constant, 0.0, p)
 
 
-def rate_shift_test(count: int, n: int, expected: float) -> tuple[float, float]:
+def rate_excess(
+    count: np.ndarray, n: np.ndarray, expected: float, floor: float, also: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(observed rate minus expected, one-sided binomial p-value that the rate is higher).
+
+    `binom.sf(k - 1, n, p)` is exactly scipy's `binomtest(k, n, p, alternative="greater")`.
+    """
+    count = np.asarray(count, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    expected = _clip(expected)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.where(n > 0, count / np.maximum(n, 1) - expected, 0.0)
+
+    def test(mask):
+        from scipy import stats
+
+        return stats.binom.sf(count[mask] - 1, n[mask], expected)
+
+    wanted = (n > 0) & ((excess > floor) | (False if also is None else also))
+    return excess, _p_values(wanted, test)
+
+
+def rate_shift(
+    count: np.ndarray, n: np.ndarray, expected: float, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(absolute difference of a rate from `expected`, two-sided binomial p-value)."""
-    from scipy import stats
+    count = np.asarray(count, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    expected = _clip(expected)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(n > 0, np.abs(count / np.maximum(n, 1) - expected), 0.0)
 
-    if n == 0:
-        return 0.0, 1.0
-    expected = min(max(expected, 1e-6), 1 - 1e-6)
-    return abs(count / n - expected), float(stats.binomtest(count, n, expected).pvalue)
+    def test(mask):
+        from scipy import stats
 
+        return [
+            stats.binomtest(int(k), int(m), expected).pvalue
+            for k, m in zip(count[mask], n[mask], strict=True)
+        ]
 
-def category_shift_test(values: pd.Series, ref: CategoricalProfile) -> tuple[float, float]:
-    """(total variation distance between proportions, chi-square goodness-of-fit p-value)."""
-    from scipy import stats
-
-    counts = values.astype(str).value_counts()
-    categories = sorted(set(ref.proportions) | set(counts.index))
-    observed = np.array([counts.get(c, 0) for c in categories], dtype=float)
-    n = observed.sum()
-    if n == 0:
-        return 0.0, 1.0
-    # A small floor keeps categories the reference never saw from dividing by zero.
-    expected_p = np.array([ref.proportions.get(c, 0.0) for c in categories]) + 1e-4
-    expected_p /= expected_p.sum()
-    distance = 0.5 * float(np.abs(observed / n - expected_p).sum())
-    p_value = float(stats.chisquare(observed, expected_p * n).pvalue)
-    return distance, p_value
+    return shift, _p_values((n > 0) & (shift > floor), test)
 
 
-def check_against_profile(
-    frame: pd.DataFrame, profile: Profile, contract: DataContract, policy: StatisticalPolicy
-) -> list[Expectation]:
-    """Every statistical expectation of every declared column present in `frame`."""
-    results: list[Expectation] = []
-    for name, ref in profile.numeric.items():
-        if name not in frame.columns:
+def category_shift(
+    counts: list[dict[str, int]], ref: CategoricalProfile, floor: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: (total variation distance between proportions, chi-square goodness-of-fit
+    p-value), from each day's count of every category it holds."""
+    distance = np.zeros(len(counts))
+    p = np.full(len(counts), np.nan)
+    for i, observed_of in enumerate(counts):
+        n = sum(observed_of.values())
+        if n == 0:
             continue
-        # As floats: a nullable extension dtype (Int64) would give masks with NA in them.
-        raw = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-        values = raw.dropna().to_numpy(dtype=float)
-        effect, p = mean_shift_test(values, ref)
-        results.append(
-            Expectation(
-                name,
-                "mean",
-                not (p < policy.alpha and effect > policy.min_mean_shift_std),
-                float(values.mean()) if len(values) else math.nan,
-                ref.mean,
-                policy.min_mean_shift_std,
-                p,
-                detail=f"shift {effect:.3f} reference std",
-            )
-        )
-        ratio, p = std_ratio_test(values, ref)
-        results.append(
-            Expectation(
-                name,
-                "std",
-                not (p < policy.alpha and ratio > policy.min_std_ratio),
-                float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-                ref.std,
-                policy.min_std_ratio,
-                p,
-                detail=f"ratio {ratio:.3f}",
-            )
-        )
-        outside = (raw < ref.q_low) | (raw > ref.q_high)
-        excess, p = rate_excess_test(int(outside.sum()), int(raw.notna().sum()), ref.tail_share)
-        results.append(
-            Expectation(
-                name,
-                "quantile_bounds",
-                not (p < policy.alpha and excess > policy.min_tail_excess),
-                float(outside.mean()),
-                ref.tail_share,
-                policy.min_tail_excess,
-                p,
-                int(outside.sum()),
-                detail=f"outside [{ref.q_low:.4g}, {ref.q_high:.4g}]",
-                failing_index=list(frame.index[outside.to_numpy()]),
-            )
-        )
-        results.append(_null_rate(name, raw, ref.null_rate, policy, frame))
-    for name, ref in profile.categorical.items():
-        if name not in frame.columns:
-            continue
-        values = frame[name]
-        present = values.dropna()
-        distance, p = category_shift_test(present, ref)
-        results.append(
-            Expectation(
-                name,
-                "category_proportions",
-                not (p < policy.alpha and distance > policy.min_category_distance),
-                distance,
-                0.0,
-                policy.min_category_distance,
-                p,
-                detail="total variation distance",
-            )
-        )
-        unseen = ~present.astype(str).isin(list(ref.proportions))
-        share = float(unseen.mean()) if len(present) else 0.0
-        results.append(
-            Expectation(
-                name,
-                "unseen_categories",
-                share <= policy.max_unseen_category_share,
-                share,
-                0.0,
-                policy.max_unseen_category_share,
-                None,
-                int(unseen.sum()),
-                detail=", ".join(sorted(set(present[unseen].astype(str))))[:200],
-                failing_index=list(present.index[unseen.to_numpy()]),
-            )
-        )
-        results.append(_null_rate(name, values, ref.null_rate, policy, frame))
-    return results
+        categories = sorted(set(ref.proportions) | set(observed_of))
+        observed = np.array([observed_of.get(c, 0) for c in categories], dtype=float)
+        # A small floor keeps categories the reference never saw from dividing by zero.
+        expected = np.array([ref.proportions.get(c, 0.0) for c in categories]) + 1e-4
+        expected /= expected.sum()
+        distance[i] = 0.5 * float(np.abs(observed / n - expected).sum())
+        if distance[i] > floor:
+            from scipy import stats
+
+            p[i] = float(stats.chisquare(observed, expected * n).pvalue)
+    return distance, p
 
 
-def _null_rate(
-    name: str, values: pd.Series, reference: float, policy: StatisticalPolicy, frame: pd.DataFrame
-) -> Expectation:
-    nulls = values.isna()
-    excess, p = rate_excess_test(int(nulls.sum()), len(values), reference)
-    rate = float(nulls.mean()) if len(values) else 0.0
-    significant = p < policy.alpha and excess > policy.min_null_rate_excess
-    return Expectation(
-        name,
-        "null_rate",
-        not significant and rate <= policy.max_null_rate,
-        rate,
-        reference,
-        policy.max_null_rate,
-        p,
-        int(nulls.sum()),
-        detail=f"ceiling {policy.max_null_rate}",
-        failing_index=list(frame.index[nulls.to_numpy()]),
+def auc_lower_bounds(auc, n_pos: int, n_neg: int, z: float = 3.0) -> np.ndarray:
+    """A conservative lower confidence bound of ROC AUCs (Hanley and McNeil, 1982).
+
+    The AUC is first pulled below 1 by half a count of the smaller class, so a perfect ranking
+    of 7 positives does not get a zero standard error: small batches need stronger evidence.
+    """
+    auc = np.asarray(auc, dtype=np.float64)
+    if n_pos == 0 or n_neg == 0:
+        return np.full(auc.shape, 0.5)
+    a = np.minimum(auc, 1 - 0.5 / min(n_pos, n_neg))
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (
+        n_pos * n_neg
     )
-
-
-def positive_rate_expectation(
-    labels: pd.Series, positive_label: int | str, reference: float, policy: StatisticalPolicy
-) -> Expectation:
-    """The batch's positive-label rate against the reference rate, aware of the batch size."""
-    positives = int((labels == positive_label).sum())
-    shift, p = rate_shift_test(positives, len(labels), reference)
-    return Expectation(
-        "label",
-        "positive_rate",
-        not (p < policy.alpha and shift > policy.min_positive_rate_shift),
-        positives / len(labels) if len(labels) else math.nan,
-        reference,
-        policy.min_positive_rate_shift,
-        p,
-        detail=f"shift {shift:.4f}",
-    )
+    return a - z * np.sqrt(np.maximum(variance, 0.0))

@@ -6,14 +6,12 @@ The gates, their asset and descriptions are the table features/gates.WINDOW_GATE
 from collections.abc import Callable
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.batches import cached, file_state
 from ml_assets.data.gates import GateSpec
-from ml_assets.data.validation import check_label_leakage
 from ml_assets.features.examples import SPLIT_COLUMN
 from ml_assets.features.gates import WINDOW_GATES
-from ml_assets.features.integrity import split_integrity
+from ml_assets.features.integrity import labels_per_class, read_examples, split_integrity
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
@@ -23,8 +21,6 @@ WindowJudge = Callable[[PipelineResource], dg.AssetCheckResult]
 
 def _training_examples(pipeline: PipelineResource):
     """The training dataset file (a polars frame), read once for the three window gates."""
-    from ml_assets.data.screen import read_examples
-
     contract = pipeline.settings.dataset
     path = pipeline.training_dataset_path
     columns = [
@@ -50,17 +46,10 @@ def _window_result(passed: bool, description: str, **metadata) -> dg.AssetCheckR
 
 
 def judge_splits(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """No id and no identical feature row in two splits (screened by hash; the reference names)."""
-    from ml_assets.data.screen import splits_clear
-
-    contract = pipeline.settings.dataset
-    examples = _training_examples(pipeline)
-    if splits_clear(examples, contract, SPLIT_COLUMN):
-        shared, dupes, sample = [], 0, pd.DataFrame()
-    else:  # the reference names the shared ids and the duplicated rows
-        integrity = split_integrity(examples.to_pandas(), contract)
-        shared, dupes = integrity.ids_in_several_splits, integrity.duplicate_rows_across_splits
-        sample = integrity.duplicate_sample
+    """No id and no identical feature row in two splits."""
+    integrity = split_integrity(_training_examples(pipeline), pipeline.settings.dataset)
+    shared, dupes = integrity.ids_in_several_splits, integrity.duplicate_rows_across_splits
+    sample = integrity.duplicate_sample
     return _window_result(
         not shared and dupes == 0,
         f"{len(shared)} id(s) in several splits, {dupes} duplicated row(s) across splits",
@@ -74,8 +63,6 @@ def judge_splits(pipeline: PipelineResource) -> dg.AssetCheckResult:
 
 def judge_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
     """Label counts per split and class against the floor."""
-    from ml_assets.data.screen import labels_per_class
-
     settings = pipeline.settings
     counts = labels_per_class(_training_examples(pipeline), settings.dataset, SPLIT_COLUMN)
     floor = settings.validation.min_labels_per_class
@@ -97,8 +84,10 @@ def judge_labels_per_class(pipeline: PipelineResource) -> dg.AssetCheckResult:
 
 
 def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    """Single-feature AUCs over the window (bounded by the screen, exact when it cannot clear)."""
-    from ml_assets.data.screen import MARGIN, window_auc_ceiling
+    """Single-feature AUCs over the window (a seeded sample), by the batch gate's rule."""
+    import polars as pl
+
+    from ml_assets.data.rules import leakage_verdict, single_feature_aucs
 
     settings = pipeline.settings
     bound = settings.validation.max_single_feature_auc
@@ -109,24 +98,22 @@ def judge_window_leakage(pipeline: PipelineResource) -> dg.AssetCheckResult:
     )
     if len(examples) > settings.validation.leakage_sample_rows:
         examples = examples.sample(n=settings.validation.leakage_sample_rows, seed=0)
-    ceiling = window_auc_ceiling(examples, contract)
-    if ceiling is not None and ceiling[0] <= bound * (1 - MARGIN):
-        top, table = ceiling
-        return _window_result(
-            True,
-            f"best single-feature ROC AUC at most {top:.4f} (screened)",
-            value=top,
-            threshold=bound,
-            single_feature_aucs=markdown_table(table),
-        )
-    # The screen could not rule a leak out: the exact AUCs decide, and name the feature.
-    report = check_label_leakage(examples.to_pandas(), contract, max_auc=bound, day="window")
+    scored = examples.with_columns(
+        pl.lit(0).alias("__window"),
+        (pl.col(contract.target_column) == contract.positive_label)
+        .fill_null(False)
+        .alias("__positive"),
+    )
+    aucs, names = single_feature_aucs(scored, contract, "__window", "__positive")
+    row = aucs.row(0, named=True) if len(aucs) else {"P": 0, "N": 0}
+    values = {n: row[n] for n in names if row.get(n) is not None}
+    passed, top, table, reason = leakage_verdict(values, int(row["P"]), int(row["N"]), bound)
     return _window_result(
-        report.passed,
-        report.reason,
-        value=report.value,
-        threshold=report.threshold,
-        single_feature_aucs=markdown_table(report.failure_cases),
+        passed,
+        reason,
+        value=top,
+        threshold=bound,
+        single_feature_aucs=markdown_table(table),
     )
 
 

@@ -1,13 +1,31 @@
-"""Split integrity of a training window: ids and identical feature rows shared between splits."""
+"""The training window's integrity: ids and identical feature rows shared between splits, and
+label counts per split and class, on the training dataset file read once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+if TYPE_CHECKING:  # polars is imported when a window gate runs, not when definitions load
+    import polars as pl
+
 from ml_assets.data.contract import DataContract
 from ml_assets.features.examples import SPLIT_COLUMN
+
+
+def read_examples(path: Path, columns: list[str], categorical: list[str]) -> pl.DataFrame:
+    """The columns of the training dataset file the window gates read.
+
+    Text columns of few values (`categorical`) stay dictionary-encoded, as stored: a fraction of
+    the memory of a million strings each, and the same equalities and hashes within the frame.
+    """
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    return pl.from_arrow(pq.read_table(path, columns=columns, read_dictionary=categorical))
 
 
 @dataclass(frozen=True)
@@ -17,16 +35,48 @@ class SplitIntegrity:
     duplicate_sample: pd.DataFrame
 
 
-def split_integrity(examples: pd.DataFrame, contract: DataContract) -> SplitIntegrity:
-    """Ids that sit in more than one split, and identical feature rows found in different splits."""
-    per_id = examples.groupby(contract.id_column)[SPLIT_COLUMN].nunique()
-    shared_ids = sorted(per_id[per_id > 1].index.astype(str))
+def _crossing(keys: pl.Series, splits: pl.Series) -> pl.Series:
+    """Mask of the rows whose key also occurs in another split."""
+    import polars as pl
+
+    if keys.n_unique() == len(keys):
+        return pl.Series(values=[False] * len(keys), dtype=pl.Boolean)  # nothing repeats at all
+    frame = pl.DataFrame({"key": keys, "split": splits})
+    return frame.select((pl.col("split").n_unique().over("key") > 1).alias("x"))["x"]
+
+
+def split_integrity(examples: pl.DataFrame, contract: DataContract) -> SplitIntegrity:
+    """Ids that sit in more than one split, and identical feature rows found in different splits.
+
+    Feature rows are compared by a 64-bit hash of their values (a missing number, NaN or null,
+    hashes as one value).
+    """
+    import polars as pl
+
+    splits = examples[SPLIT_COLUMN]
+    ids = examples[contract.id_column]
+    shared = ids.filter(_crossing(ids, splits)).unique()
     columns = [c for c in contract.feature_columns if c in examples.columns]
-    keyed = pd.Series(pd.util.hash_pandas_object(examples[columns], index=False).to_numpy())
-    # Only rows whose features occur more than once can cross splits; group just those.
-    repeated = keyed.duplicated(keep=False).to_numpy()
-    splits = examples[SPLIT_COLUMN].to_numpy()[repeated]
-    splits_per_row = pd.Series(splits).groupby(keyed[repeated].to_numpy()).nunique()
-    leaking_keys = splits_per_row[splits_per_row > 1].index
-    duplicated = examples[keyed.isin(leaking_keys).to_numpy()]
-    return SplitIntegrity(shared_ids, len(duplicated), duplicated.head(10))
+    features = examples.select(
+        pl.col(c).fill_nan(None) if examples.schema[c].is_float() else pl.col(c) for c in columns
+    )
+    duplicated = examples.filter(_crossing(features.hash_rows(), splits))
+    return SplitIntegrity(
+        sorted(str(i) for i in shared.to_list()),
+        len(duplicated),
+        duplicated.head(10).to_pandas(),
+    )
+
+
+def labels_per_class(
+    examples: pl.DataFrame, contract: DataContract, split_column: str
+) -> dict[str, dict[str, int]]:
+    """Label counts per split and class (every contract class listed, zero when absent)."""
+    counts = examples.group_by(split_column, contract.target_column).len()
+    table: dict[str, dict[str, int]] = {}
+    for split, label, n in counts.iter_rows():
+        table.setdefault(str(split), {})[str(label)] = int(n)
+    for split in table:
+        for label in contract.label_values:
+            table[split].setdefault(str(label), 0)
+    return dict(sorted((k, dict(sorted(v.items()))) for k, v in table.items()))

@@ -1,0 +1,1060 @@
+"""The six per-batch data-gate rules, each written once, over the run's batches read once.
+
+Each rule is one vectorised decision over a per-day table of statistics (data/reading stacks
+the batches; `day_statistics` takes every per-day aggregate the rules decide on in one group-by
+per stack). The evidence a person reads (failure cases, the failing rows, p-values) is built
+only for the days that fail, from the same quantities. The schema rule is pandera's (polars
+backend) on the stacked frame; the statistical rules are in data/expectations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from ml_assets.data.batches import BatchFileError
+from ml_assets.data.contract import DataContract
+from ml_assets.data.expectations import (
+    Profile,
+    StatisticalPolicy,
+    auc_lower_bounds,
+    category_shift,
+    mean_shift,
+    rate_excess,
+    rate_shift,
+    std_ratio,
+)
+from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
+from ml_assets.data.validation import EXPECTATION_CASE_COLUMNS, GateReport, batch_schema
+
+SCHEMA_CASE_COLUMNS = ["schema_context", "column", "check", "failure_case", "index"]
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The thresholds the rules decide with (pipeline.yaml: dataset and validation)."""
+
+    contract: DataContract
+    policy: StatisticalPolicy
+    profile: Profile | None
+    max_failing_row_share: float
+    min_join_rate: float
+    max_single_feature_auc: float
+    labels_in_batch: bool
+    sample_rows: int
+    label_delay_days: int = 0
+    newest_day: str | None = None  # the newest batch delivered (labels may lag it)
+
+
+_EMPTY: dict[tuple[str, ...], pd.DataFrame] = {}
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    """An empty evidence table, one per column set, shared by every passing report (read-only:
+    a run judges thousands of passing batches, and their evidence is never shown)."""
+    key = tuple(columns)
+    if key not in _EMPTY:
+        _EMPTY[key] = pd.DataFrame(columns=columns)
+    return _EMPTY[key]
+
+
+def _rows_of(stack: Stack, i: int, positions: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows of day `i` of `stack` (all, or those at stacked `positions`), named by their row in
+    their own batch."""
+    if positions is None:
+        part = stack.frame.filter(pl.col(DAY) == i)
+    else:
+        part = stack.frame[np.asarray(positions, dtype=np.int64)]
+    return part.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
+
+
+# --- one pass: per-day statistics -------------------------------------------------------------
+
+
+def _distinct_per_day(frame: pl.DataFrame, column: str, n_days: int) -> np.ndarray:
+    """Per day of the stack: every value of `column` present and distinct within its day."""
+    values = frame[column]
+    if values.null_count() == 0 and values.hash().n_unique() == len(values):
+        return np.ones(n_days, dtype=bool)  # distinct hashes: distinct in the whole stack
+    stats = frame.group_by(DAY).agg(
+        ((pl.col(column).n_unique() == pl.len()) & (pl.col(column).null_count() == 0)).alias("u")
+    )
+    distinct = np.zeros(n_days, dtype=bool)
+    distinct[stats[DAY].to_numpy()] = stats["u"].to_numpy()
+    return distinct
+
+
+def _numbers(stack: Stack, name: str) -> pl.Expr:
+    """A numeric column as numbers: text that is not a number reads as missing."""
+    column = pl.col(name)
+    return (
+        column if stack.frame.schema[name] == pl.Float64 else column.cast(pl.Float64, strict=False)
+    )
+
+
+def _stamps(stack: Stack, name: str) -> pl.Expr | None:
+    """The timestamp column as naive Datetime(ns) (zoned stamps in UTC); None if not a time."""
+    dtype = stack.frame.schema[name]
+    if not isinstance(dtype, pl.Datetime):
+        return None
+    column = pl.col(name)
+    if dtype.time_zone is not None:
+        column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return column.cast(pl.Datetime("ns"))
+
+
+def day_statistics(stack: Stack, settings: RuleSettings) -> dict[str, np.ndarray]:
+    """Every per-day aggregate the rules decide on, for the days of `stack` (cached on it)."""
+    if "statistics" in stack.memo:
+        return stack.memo["statistics"]
+    contract, profile = settings.contract, settings.profile
+    columns = stack.frame.columns
+    exprs = []
+    stamps = (
+        _stamps(stack, contract.timestamp_column) if contract.timestamp_column in columns else None
+    )
+    ends = pl.Series(
+        [
+            dt.datetime.combine(dt.date.fromisoformat(d) + dt.timedelta(days=1), dt.time())
+            for d in stack.days
+        ],
+        dtype=pl.Datetime("ns"),
+    )
+    if stamps is not None:
+        # Within a day's group: the end of that day, one value.
+        end = pl.lit(ends).gather(pl.col(DAY).first())
+        late = stamps.is_null() | (stamps >= end)
+        exprs.append(late.sum().alias("ts|late"))
+    elif contract.timestamp_column in columns:
+        exprs.append(pl.len().alias("ts|late"))  # no value of that column is a time
+    for name, ref in profile.numeric.items() if profile else []:
+        if name not in columns:
+            continue
+        value = _numbers(stack, name)
+        exprs += [
+            value.count().alias(f"{name}|count"),
+            value.mean().alias(f"{name}|mean"),
+            value.std(ddof=1).alias(f"{name}|std"),
+            ((value < ref.q_low) | (value > ref.q_high)).sum().alias(f"{name}|outside"),
+        ]
+    n_days = len(stack.days)
+    table = stack.frame.group_by(DAY).agg(pl.len().alias("rows"), *exprs)
+    stats: dict[str, np.ndarray] = {}
+    at = table[DAY].to_numpy()
+    for column in table.columns:
+        if column == DAY:
+            continue
+        values = np.full(n_days, np.nan)
+        values[at] = table[column].cast(pl.Float64).to_numpy()
+        stats[column] = values
+    stats["rows"] = stack.rows.astype(np.float64)
+    if contract.id_column in columns:
+        stats["ids_distinct"] = _distinct_per_day(stack.frame, contract.id_column, n_days)
+    stack.memo["statistics"] = stats
+    return stats
+
+
+def category_counts(stack: Stack, name: str) -> pl.DataFrame:
+    """(DAY, category as text, count) of one categorical column; null categories included."""
+    key = f"categories|{name}"
+    if key not in stack.memo:
+        column = pl.col(name)
+        if stack.frame.schema[name] != pl.String:
+            column = column.cast(pl.String, strict=False)
+        stack.memo[key] = stack.frame.group_by(DAY, column.alias("category")).len()
+    return stack.memo[key]
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def judge_schema(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """Columns, types, nullability, ranges, categories and per-batch unique ids (pandera).
+
+    A structural failure (missing, extra or mistyped column) fails every batch of the stack;
+    otherwise a batch fails when the share of its rows with any failing value exceeds the
+    tolerated share.
+    """
+    import pandera.errors as pa_errors
+
+    reports: dict[str, GateReport] = {}
+    contract = settings.contract
+    for stack in run.stacks:
+        distinct = day_statistics(stack, settings).get("ids_distinct")
+        repeated = distinct is not None and not distinct.all()
+        schema = batch_schema(
+            contract,
+            include_target=settings.labels_in_batch,
+            unique_within=DAY if repeated else None,
+            carried=(DAY, ROW),
+        )
+        try:
+            schema.validate(stack.frame, lazy=True)
+        except pa_errors.SchemaErrors as errors:
+            cases = errors.failure_cases
+        else:
+            cases = None
+        reports |= _schema_reports(stack, cases, settings)
+    return reports
+
+
+def _schema_reports(
+    stack: Stack, cases: pl.DataFrame | None, settings: RuleSettings
+) -> dict[str, GateReport]:
+    n_days = len(stack.days)
+    structural = _empty(SCHEMA_CASE_COLUMNS)
+    failing = np.zeros(n_days, dtype=np.int64)
+    located = None
+    if cases is not None and len(cases):
+        cases = cases.select(SCHEMA_CASE_COLUMNS).with_columns(pl.col("index").cast(pl.Int64))
+        structural = cases.filter(pl.col("index").is_null()).to_pandas()
+        located = cases.filter(pl.col("index").is_not_null())
+        if len(located):
+            index = located["index"].to_numpy()
+            located = located.with_columns(
+                pl.Series("__i", stack.day_of(index), dtype=pl.Int64),
+                stack.frame[ROW].gather(index).alias("index"),
+                pl.Series("__at", index),
+            )
+            per_day = located.group_by("__i").agg(pl.col("__at").n_unique().alias("n"))
+            failing[per_day["__i"].to_numpy()] = per_day["n"].to_numpy()
+    reports = {}
+    for i, day in enumerate(stack.days):
+        rows = int(stack.rows[i])
+        bad = rows if rows == 0 or len(structural) else int(failing[i])
+        share = bad / rows if rows else 1.0
+        passed = rows > 0 and not len(structural) and share <= settings.max_failing_row_share
+        if rows == 0:
+            reason = "the batch has no rows"
+        elif len(structural):
+            checks = sorted(
+                {
+                    f"{c}: {k}"
+                    for c, k in zip(structural["column"], structural["check"], strict=True)
+                }
+            )
+            reason = "structural failure: " + "; ".join(checks[:5])
+        elif bad:
+            reason = f"{bad} of {rows} rows fail the schema (share {share:.4f})"
+        else:
+            reason = "every row conforms"
+        day_cases, sample = structural, _empty([])
+        if bad and located is not None and len(located):
+            # Interleaved by (column, check), so the first rows shown name every kind of failure.
+            mine = (
+                located.filter(pl.col("__i") == i)
+                .with_columns(pl.int_range(pl.len()).over("column", "check").alias("__k"))
+                .sort("__k", maintain_order=True)
+            )
+            day_cases = pd.concat(
+                [structural, mine.select(SCHEMA_CASE_COLUMNS).to_pandas()], ignore_index=True
+            )
+            positions = np.unique(mine["__at"].to_numpy())[: settings.sample_rows]
+            sample = _rows_of(stack, i, positions)
+        elif bad:
+            sample = _rows_of(stack, i).head(settings.sample_rows)
+        if len(day_cases):
+            day_cases = day_cases.astype({"index": "Int64"})  # a structural case names no row
+        else:
+            day_cases = _empty(SCHEMA_CASE_COLUMNS)
+        reports[day] = GateReport(
+            "schema",
+            day,
+            passed,
+            rows,
+            bad,
+            share,
+            settings.max_failing_row_share,
+            day_cases,
+            sample,
+            reason,
+        )
+    return reports
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+def judge_timestamps(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """No record stamped after the end of its batch's day, none missing or unparseable."""
+    contract = settings.contract
+    stamp, key = contract.timestamp_column, contract.id_column
+    reports = {}
+    for stack in run.stacks:
+        stats = day_statistics(stack, settings)
+        if "ts|late" not in stats:
+            for i, day in enumerate(stack.days):
+                reports[day] = GateReport(
+                    "timestamps",
+                    day,
+                    False,
+                    int(stack.rows[i]),
+                    int(stack.rows[i]),
+                    1.0,
+                    0.0,
+                    pd.DataFrame({"problem": [f"no column {stamp!r}"]}),
+                    _rows_of(stack, i).head(settings.sample_rows),
+                    f"the batch has no {stamp!r} column",
+                )
+            continue
+        late = np.nan_to_num(stats["ts|late"]).astype(np.int64)
+        for i, day in enumerate(stack.days):
+            rows, count = int(stack.rows[i]), int(late[i])
+            cases, sample = _empty([key, stamp]), _empty([])
+            if count:
+                stamps = _stamps(stack, stamp)
+                end = dt.datetime.combine(
+                    dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time()
+                )
+                bad = stack.frame.filter(pl.col(DAY) == i)
+                bad = bad.filter(stamps.is_null() | (stamps >= end)) if stamps is not None else bad
+                frame = bad.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
+                cases = frame[[c for c in (key, stamp) if c in frame.columns]]
+                sample = frame.head(settings.sample_rows)
+            reports[day] = GateReport(
+                "timestamps",
+                day,
+                count == 0,
+                rows,
+                count,
+                count / rows if rows else 0.0,
+                0.0,
+                cases,
+                sample,
+                f"{count} record(s) stamped after {day}"
+                if count
+                else f"every timestamp is on or before {day}",
+            )
+    return reports
+
+
+# --- statistics against the reference profile -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expectations:
+    """One expectation on one column over the days of a stack: verdicts and evidence."""
+
+    column: str
+    expectation: str
+    failed: np.ndarray
+    value: np.ndarray
+    reference: float
+    threshold: float
+    p_value: np.ndarray | None
+    failing_rows: np.ndarray
+    detail: list[str] | str
+    rows: pl.Expr | None = None  # which rows fail it (for the failing-row sample)
+
+
+def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expectations]:
+    """Every statistical expectation of every profiled column the stack has, per day."""
+    profile, policy = settings.profile, settings.policy
+    stats = day_statistics(stack, settings)
+    n = stats["rows"]
+    zeros = np.zeros(len(n), dtype=np.int64)
+    result = []
+    for name, ref in profile.numeric.items():
+        if f"{name}|count" not in stats:
+            continue
+        count = np.nan_to_num(stats[f"{name}|count"]).astype(np.int64)
+        mean, std = stats[f"{name}|mean"], stats[f"{name}|std"]
+        outside = np.nan_to_num(stats[f"{name}|outside"]).astype(np.int64)
+        value = _numbers(stack, name)
+        effect, p = mean_shift(mean, count, ref, policy.min_mean_shift_std)
+        result.append(
+            _Expectations(
+                name,
+                "mean",
+                (p < policy.alpha) & (effect > policy.min_mean_shift_std),
+                np.where(count > 0, mean, np.nan),
+                ref.mean,
+                policy.min_mean_shift_std,
+                p,
+                zeros,
+                [f"shift {e:.3f} reference std" for e in effect],
+            )
+        )
+        ratio, p = std_ratio(std, count, ref, policy.min_std_ratio)
+        result.append(
+            _Expectations(
+                name,
+                "std",
+                (p < policy.alpha) & (ratio > policy.min_std_ratio),
+                np.where(count > 1, std, np.nan),
+                ref.std,
+                policy.min_std_ratio,
+                p,
+                zeros,
+                [f"ratio {r:.3f}" for r in ratio],
+            )
+        )
+        excess, p = rate_excess(outside, count, ref.tail_share, policy.min_tail_excess)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = outside / n
+        result.append(
+            _Expectations(
+                name,
+                "quantile_bounds",
+                (p < policy.alpha) & (excess > policy.min_tail_excess),
+                share,
+                ref.tail_share,
+                policy.min_tail_excess,
+                p,
+                outside,
+                f"outside [{ref.q_low:.4g}, {ref.q_high:.4g}]",
+                (value < ref.q_low) | (value > ref.q_high),
+            )
+        )
+        result.append(
+            _null_rate(name, n.astype(np.int64) - count, n, ref.null_rate, policy, value.is_null())
+        )
+    for name, ref in profile.categorical.items():
+        if name not in stack.frame.columns:
+            continue
+        result.extend(_category_expectations(stack, name, ref, n, policy))
+    return result
+
+
+def _null_rate(name, nulls, n, reference, policy, rows) -> _Expectations:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, nulls / np.maximum(n, 1), 0.0)
+    # Above the ceiling the expectation fails whatever the test says: its p-value is shown.
+    excess, p = rate_excess(
+        nulls, n, reference, policy.min_null_rate_excess, also=rate > policy.max_null_rate
+    )
+    significant = (p < policy.alpha) & (excess > policy.min_null_rate_excess)
+    return _Expectations(
+        name,
+        "null_rate",
+        significant | (rate > policy.max_null_rate),
+        rate,
+        reference,
+        policy.max_null_rate,
+        p,
+        np.asarray(nulls, dtype=np.int64),
+        f"ceiling {policy.max_null_rate}",
+        rows,
+    )
+
+
+def _category_expectations(stack, name, ref, n, policy) -> list[_Expectations]:
+    counts = category_counts(stack, name)
+    n_days = len(n)
+    nulls = np.zeros(n_days, dtype=np.int64)
+    present = counts.filter(pl.col("category").is_null())
+    nulls[present[DAY].to_numpy()] = present["len"].to_numpy()
+    observed = counts.filter(pl.col("category").is_not_null())
+    seen = observed["category"].is_in(list(ref.proportions)).to_numpy()
+    days, n_of = observed[DAY].to_numpy(), observed["len"].to_numpy()
+    totals = np.bincount(days, weights=n_of, minlength=n_days)
+    unseen = np.bincount(days[~seen], weights=n_of[~seen], minlength=n_days).astype(np.int64)
+    by_day = [dict() for _ in range(n_days)]
+    for day, category, count in zip(days, observed["category"].to_list(), n_of, strict=True):
+        by_day[day][category] = int(count)
+    distance, p = category_shift(by_day, ref, policy.min_category_distance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(totals > 0, unseen / np.maximum(totals, 1), 0.0)
+    names = [
+        ", ".join(sorted(c for c in by_day[d] if c not in ref.proportions))[:200]
+        for d in range(n_days)
+    ]
+    column = pl.col(name).cast(pl.String, strict=False)
+    return [
+        _Expectations(
+            name,
+            "category_proportions",
+            (p < policy.alpha) & (distance > policy.min_category_distance),
+            distance,
+            0.0,
+            policy.min_category_distance,
+            p,
+            np.zeros(n_days, dtype=np.int64),
+            "total variation distance",
+        ),
+        _Expectations(
+            name,
+            "unseen_categories",
+            share > policy.max_unseen_category_share,
+            share,
+            0.0,
+            policy.max_unseen_category_share,
+            None,
+            unseen,
+            names,
+            column.is_not_null() & ~column.is_in(list(ref.proportions)),
+        ),
+        _null_rate(name, nulls, n, ref.null_rate, policy, pl.col(name).is_null()),
+    ]
+
+
+def judge_statistics(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """Statistical expectations of each batch against the reference profile (data/expectations).
+
+    With no reference profile yet (before the first training window) the gate passes and says so.
+    """
+    profile = settings.profile
+    reports = {}
+    for stack in run.stacks:
+        if profile is None:
+            for i, day in enumerate(stack.days):
+                reports[day] = GateReport(
+                    "statistics",
+                    day,
+                    True,
+                    int(stack.rows[i]),
+                    0,
+                    0.0,
+                    0.0,
+                    _empty([]),
+                    _empty([]),
+                    "no reference profile yet: the first training window sets it",
+                )
+            continue
+        expectations = _profile_expectations(stack, settings)
+        failed = np.vstack([e.failed for e in expectations]) if expectations else None
+        for i, day in enumerate(stack.days):
+            rows = int(stack.rows[i])
+            if failed is None or not failed[:, i].any():
+                reports[day] = GateReport(
+                    "statistics",
+                    day,
+                    True,
+                    rows,
+                    0,
+                    0.0,
+                    0.0,
+                    _empty(EXPECTATION_CASE_COLUMNS),
+                    _empty([]),
+                    f"{len(expectations)} expectations hold against the reference "
+                    f"({profile.rows} rows)",
+                )
+                continue
+            reports[day] = _expectation_report(
+                "statistics", stack, i, [e for e in expectations if e.failed[i]], settings
+            )
+    return reports
+
+
+def _expectation_report(
+    check: str,
+    stack: Stack | None,
+    i: int,
+    failed: list[_Expectations],
+    settings: RuleSettings,
+    rows: int | None = None,
+) -> GateReport:
+    """The report of a day that fails `failed`: one case row per expectation, failing rows."""
+
+    def pick(detail, i):
+        return detail if isinstance(detail, str) else detail[i]
+
+    cases = pd.DataFrame(
+        [
+            {
+                "column": e.column,
+                "expectation": e.expectation,
+                "value": float(e.value[i]),
+                "reference": e.reference,
+                "threshold": e.threshold,
+                "p_value": None if e.p_value is None else float(e.p_value[i]),
+                "failing_rows": int(e.failing_rows[i]),
+                "detail": pick(e.detail, i),
+            }
+            for e in failed
+        ],
+        columns=EXPECTATION_CASE_COLUMNS,
+    )
+    masks = [e.rows for e in failed if e.rows is not None]
+    failing, sample = 0, _empty([])
+    if stack is not None and masks:
+        day = stack.frame.filter(pl.col(DAY) == i)
+        bad = day.filter(pl.any_horizontal(masks))
+        failing = len(bad)
+        sample = bad.head(settings.sample_rows).to_pandas().set_index(ROW).rename_axis(None)
+        sample = sample.drop(columns=[DAY])
+    return GateReport(
+        check,
+        stack.days[i] if stack is not None else "",
+        False,
+        int(stack.rows[i]) if rows is None else rows,
+        failing,
+        float(len(failed)),
+        0.0,
+        cases,
+        sample,
+        "; ".join(f"{e.column} {e.expectation} {pick(e.detail, i)}" for e in failed[:5]),
+    )
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+
+def _raise_label_problems(run: RunData) -> None:
+    if run.label_problems:
+        raise BatchFileError("; ".join(run.label_problems.values()))
+
+
+def _per_day(frame: pl.DataFrame, n_days: int, agg: pl.Expr | None = None) -> np.ndarray:
+    """A per-day count (or `agg`) over `frame`, zero on days without rows."""
+    table = frame.group_by(DAY).agg((agg if agg is not None else pl.len()).alias("n"))
+    out = np.zeros(n_days, dtype=np.int64)
+    out[table[DAY].to_numpy()] = table["n"].to_numpy()
+    return out
+
+
+def _aligned(run: RunData, id_: str) -> bool:
+    """The label rows are the batch rows' ids in the batch's order (the usual delivery)."""
+    if "aligned" not in run.memo:
+        ids, labels = run.ids, run.labels
+        run.memo["aligned"] = (
+            len(ids) == len(labels)
+            and id_ in labels.columns
+            and ids[id_].null_count() == 0
+            and bool((ids[DAY] == labels[DAY]).all())
+            and bool((ids[id_] == labels[id_]).all())
+        )
+    return run.memo["aligned"]
+
+
+def _distinct(run: RunData, side: str) -> bool:
+    """Every id of the run's batches (`side` "ids") or labels ("labels") present and distinct
+    across the run, so within each day (by 64-bit hash: distinct hashes, distinct values)."""
+    key = f"distinct|{side}"
+    if key not in run.memo:
+        frame = getattr(run, side)
+        values = frame[frame.columns[-1] if side == "ids" else frame.columns[2]]
+        run.memo[key] = values.null_count() == 0 and values.hash().n_unique() == len(values)
+    return run.memo[key]
+
+
+def judge_label_join(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """Every batch row has one allowed label and every label a batch row, both ways."""
+    _raise_label_problems(run)
+    contract = settings.contract
+    id_ = contract.id_column
+    n_days = len(run.days)
+    ids, labels = run.ids, run.labels
+    if not len(ids):
+        n_ids = np.zeros(n_days, dtype=np.int64)
+    elif _distinct(run, "ids"):
+        n_ids = _per_day(ids, n_days)  # distinct in the run: distinct in each day
+    else:
+        n_ids = _per_day(ids, n_days, pl.col(id_).n_unique())
+    if _aligned(run, id_):
+        n_labelled = matched = n_ids
+    else:
+        distinct = labels.select(DAY, id_).unique() if len(labels) else labels
+        n_labelled = _per_day(distinct, n_days) if len(labels) else np.zeros(n_days, int)
+        both = (
+            ids.select(DAY, id_).unique().join(distinct, on=[DAY, id_], nulls_equal=True)
+            if len(labels) and len(ids)
+            else ids.head(0)
+        )
+        matched = _per_day(both, n_days) if len(both) else np.zeros(n_days, int)
+    bad = _per_day(labels, n_days, pl.col(BAD).sum()) if len(labels) else np.zeros(n_days, int)
+    repeated = (
+        labels.filter(pl.len().over(DAY, id_) > 1)
+        if len(labels) and not _distinct(run, "labels")
+        else labels.head(0)
+    )
+    duplicates = _per_day(repeated, n_days) if len(repeated) else np.zeros(n_days, int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        forward = np.where(n_ids > 0, 1 - (n_ids - matched) / np.maximum(n_ids, 1), 0.0)
+        backward = np.where(
+            n_labelled > 0, 1 - (n_labelled - matched) / np.maximum(n_labelled, 1), 0.0
+        )
+    rate = np.minimum(forward, backward)
+    passed = (n_ids > 0) & (rate >= settings.min_join_rate) & (bad == 0) & (duplicates == 0)
+    failing = (n_ids - matched) + (n_labelled - matched) + bad + duplicates
+    rows = _per_day(ids, n_days)
+    reports = {}
+    for i, day in enumerate(run.days):
+        if not run.has_id[i]:
+            reports[day] = GateReport(
+                "label_join",
+                day,
+                False,
+                int(rows[i]),
+                int(rows[i]),
+                0.0,
+                settings.min_join_rate,
+                pd.DataFrame({"problem": [f"batch has no column {id_!r}"]}),
+                _empty([]),
+                f"the batch has no id column {id_!r}",
+            )
+            continue
+        if not settings.labels_in_batch and not run.has_labels[i] and settings.newest_day:
+            age = (dt.date.fromisoformat(settings.newest_day) - dt.date.fromisoformat(day)).days
+            if age < settings.label_delay_days:
+                reports[day] = GateReport(
+                    "label_join",
+                    day,
+                    True,
+                    int(rows[i]),
+                    0,
+                    1.0,
+                    settings.min_join_rate,
+                    _empty([]),
+                    _empty([]),
+                    f"labels not due yet ({age} of {settings.label_delay_days} days)",
+                )
+                continue
+        cases = _empty(["problem", "id"])
+        if not passed[i]:
+            cases = _join_cases(run, i, id_)
+        reports[day] = GateReport(
+            "label_join",
+            day,
+            bool(passed[i]),
+            int(n_ids[i]),
+            int(failing[i]),
+            float(rate[i]),
+            settings.min_join_rate,
+            cases,
+            cases.head(settings.sample_rows),
+            f"join rate {rate[i]:.4f} (batch->labels {forward[i]:.4f}, labels->batch "
+            f"{backward[i]:.4f}), {bad[i]} label values outside {contract.label_values}, "
+            f"{duplicates[i]} duplicate labelled ids",
+        )
+    return reports
+
+
+def _join_cases(run: RunData, i: int, id_: str) -> pd.DataFrame:
+    """What keeps day `i`'s batch and labels from joining one to one, row by row."""
+    batch = run.ids.filter(pl.col(DAY) == i)[id_].cast(pl.String)
+    labels = run.labels.filter(pl.col(DAY) == i) if len(run.labels) else None
+    label_ids = labels[id_] if labels is not None else pl.Series(id_, [], dtype=pl.String)
+    ids, labelled = set(batch.to_list()), set(label_ids.to_list())
+    parts = [
+        pd.DataFrame({"problem": "batch row without label", "id": sorted(ids - labelled, key=str)}),
+        pd.DataFrame({"problem": "label without batch row", "id": sorted(labelled - ids, key=str)}),
+    ]
+    if labels is not None:
+        parts += [
+            pd.DataFrame(
+                {
+                    "problem": "label value outside contract",
+                    "id": labels.filter(pl.col(BAD))[id_].to_list(),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "problem": "duplicate labelled id",
+                    "id": labels.filter(pl.col(id_).is_duplicated())[id_].to_list(),
+                }
+            ),
+        ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """Each batch's positive-label rate against the reference rate, aware of the batch size."""
+    _raise_label_problems(run)
+    profile, policy = settings.profile, settings.policy
+    n_days = len(run.days)
+    labels = run.labels
+    n = _per_day(labels, n_days) if len(labels) else np.zeros(n_days, dtype=np.int64)
+    if profile is None or profile.positive_rate is None:
+        return {
+            day: GateReport(
+                "positive_rate",
+                day,
+                True,
+                int(n[i]),
+                0,
+                0.0,
+                0.0,
+                _empty([]),
+                _empty([]),
+                "no reference profile yet: the first training window sets it",
+            )
+            for i, day in enumerate(run.days)
+        }
+    positives = _per_day(labels, n_days, pl.col(POSITIVE).sum()) if len(labels) else n * 0
+    shift, p = rate_shift(positives, n, profile.positive_rate, policy.min_positive_rate_shift)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, positives / np.maximum(n, 1), np.nan)
+    expectation = _Expectations(
+        "label",
+        "positive_rate",
+        (p < policy.alpha) & (shift > policy.min_positive_rate_shift),
+        rate,
+        profile.positive_rate,
+        policy.min_positive_rate_shift,
+        p,
+        np.zeros(n_days, dtype=np.int64),
+        [f"shift {s:.4f}" for s in shift],
+    )
+    reports = {}
+    for i, day in enumerate(run.days):
+        if expectation.failed[i]:
+            report = _expectation_report(
+                "positive_rate", None, i, [expectation], settings, int(n[i])
+            )
+            reports[day] = dataclasses.replace(report, day=day)
+        else:
+            reports[day] = GateReport(
+                "positive_rate",
+                day,
+                True,
+                int(n[i]),
+                0,
+                0.0,
+                0.0,
+                _empty(EXPECTATION_CASE_COLUMNS),
+                _empty([]),
+                f"positive rate {rate[i]:.4f} vs reference {profile.positive_rate:.4f}",
+            )
+    return reports
+
+
+# --- leakage ----------------------------------------------------------------------------------
+
+
+def _auc_from_counts(counts: pl.LazyFrame, group: str) -> pl.LazyFrame:
+    """Per group, the ROC AUC of a score from its counts (one row per group and score, with the
+    positives "pos" and rows "n" at that score); rows of equal score are ties, half a pair each:
+    the Mann-Whitney statistic, the number sklearn's roc_auc_score gives."""
+    ordered = (
+        counts.group_by(group, "score")
+        .agg(pl.col("pos").sum(), pl.col("n").sum())
+        .sort(group, "score", nulls_last=False)
+        .with_columns(neg=pl.col("n") - pl.col("pos"))
+        .with_columns(below=pl.col("neg").cum_sum().over(group) - pl.col("neg"))
+    )
+    P, N = pl.col("pos").sum(), pl.col("neg").sum()
+    return ordered.group_by(group).agg(
+        P.alias("P"),
+        N.alias("N"),
+        ((pl.col("pos") * (pl.col("below") + 0.5 * pl.col("neg"))).sum() / (P * N)).alias("auc"),
+    )
+
+
+def single_feature_aucs(
+    frame: pl.DataFrame, contract: DataContract, group: str, positive: str
+) -> tuple[pl.DataFrame, list[str]]:
+    """Per group: how well each feature alone ranks the label, ROC AUC folded to [0.5, 1].
+
+    Numeric features score by value (missing values at the group's median); categorical
+    features by their category's positive rate in the group. The AUCs are exact, from counts of
+    positives and rows per (group, score). Returns one row per group with its positives ("P"),
+    negatives ("N") and one column per feature; a group with a single class gets no AUCs (nulls).
+    """
+    y = pl.col(positive).cast(pl.Float64)
+    lazy = frame.lazy()
+    names, tables = [], []
+    for name in contract.feature_columns:
+        if name not in frame.columns:
+            continue
+        if name in contract.numeric_columns:
+            value = pl.col(name)
+            if frame.schema[name] != pl.Float64:
+                value = value.cast(pl.Float64, strict=False)
+            if frame.schema[name] != pl.Float64 or frame[name].null_count():
+                value = value.fill_null(value.median().over(group))
+            score = value
+            counts = lazy.group_by(group, score.alias("score")).agg(
+                y.sum().alias("pos"), pl.len().cast(pl.Float64).alias("n")
+            )
+        else:
+            category = pl.col(name).cast(pl.String, strict=False).alias("category")
+            counts = (
+                lazy.group_by(group, category)
+                .agg(y.sum().alias("pos"), pl.len().cast(pl.Float64).alias("n"))
+                .select(group, (pl.col("pos") / pl.col("n")).alias("score"), "pos", "n")
+            )
+        names.append(name)
+        tables.append(_auc_from_counts(counts, group))
+    base = lazy.group_by(group).agg(y.sum().alias("P"), (pl.len() - y.sum()).alias("N"))
+    collected = pl.collect_all([base, *tables])
+    aucs = collected[0]
+    for name, table in zip(names, collected[1:], strict=True):
+        auc = pl.col("auc")
+        folded = pl.when((pl.col("P") > 0) & (pl.col("N") > 0)).then(
+            pl.max_horizontal(auc, 1 - auc)
+        )
+        aucs = aucs.join(table.select(group, folded.alias(name)), on=group, how="left")
+    return aucs.sort(group), names
+
+
+LEAKAGE_CASE_COLUMNS = ["feature", "single_feature_auc", "lower_bound"]
+
+
+def leakage_verdict(
+    aucs: dict[str, float], n_pos: int, n_neg: int, max_auc: float, *, table: bool = True
+) -> tuple[bool, float, pd.DataFrame, str]:
+    """(passed, top AUC, the ten best features, reason) of one group's single-feature AUCs.
+
+    A feature leaks when even the lower confidence bound of its AUC exceeds `max_auc`, so a
+    20-row batch where a strong feature happens to rank perfectly does not fire. The table of
+    the best features is built when the group fails, or always with `table`.
+    """
+    names = list(aucs)
+    values = np.array([aucs[n] for n in names], dtype=float)
+    bounds = auc_lower_bounds(values, n_pos, n_neg) if names else values
+    leaks = {n: aucs[n] for n, low in zip(names, bounds, strict=True) if low > max_auc}
+    cases = _empty(LEAKAGE_CASE_COLUMNS)
+    if leaks or table:
+        order = np.argsort(-values, kind="stable")[:10]
+        cases = pd.DataFrame(
+            {
+                "feature": [names[k] for k in order],
+                "single_feature_auc": values[order],
+                "lower_bound": bounds[order],
+            }
+        )
+    top = float(values.max()) if names else 0.5
+    reason = (
+        f"feature(s) {sorted(leaks)} alone reach ROC AUC {max(leaks.values()):.4f}"
+        if leaks
+        else f"best single-feature ROC AUC {top:.4f}"
+    )
+    return not leaks, top, cases, reason
+
+
+def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """No single feature of a batch predicts its label almost perfectly on its own.
+
+    Measured on the rows whose id occurs once in the batch and once in its labels: repeated ids
+    are the schema and label-join gates' failures.
+    """
+    _raise_label_problems(run)
+    contract = settings.contract
+    id_ = contract.id_column
+    labels = run.labels.select(DAY, ROW, id_, POSITIVE) if len(run.labels) else None
+    labels_distinct = labels is None or _distinct(run, "labels")
+    if labels is not None and not labels_distinct:
+        labels = labels.filter(pl.len().over(DAY, id_) == 1)
+    aligned = _aligned(run, id_)
+    reports = {}
+    for stack in run.stacks:
+        if id_ not in stack.frame.columns:
+            for i, day in enumerate(stack.days):
+                reports[day] = GateReport(
+                    "leakage",
+                    day,
+                    False,
+                    int(stack.rows[i]),
+                    int(stack.rows[i]),
+                    1.0,
+                    settings.max_single_feature_auc,
+                    pd.DataFrame({"problem": [f"batch has no column {id_!r}"]}),
+                    _empty([]),
+                    f"the batch has no id column {id_!r}: its labels cannot be joined",
+                )
+            continue
+        features = stack.frame.drop(contract.target_column, strict=False)
+        distinct = bool(day_statistics(stack, settings)["ids_distinct"].all())
+        if not distinct:
+            features = features.filter(pl.len().over(DAY, id_) == 1)
+        if labels is None:
+            joined = features.head(0).with_columns(pl.lit(False).alias(POSITIVE))
+        elif aligned and distinct and labels_distinct:
+            # Labels in batch order: each row's label is the label row of its day and position.
+            per_day = np.bincount(labels[DAY].to_numpy(), minlength=len(run.days))
+            starts = np.concatenate([[0], np.cumsum(per_day)])
+            at = starts[stack.positions[features[DAY].to_numpy()]] + features[ROW].to_numpy()
+            joined = features.with_columns(labels[POSITIVE].gather(at))
+        else:
+            local = {int(p): k for k, p in enumerate(stack.positions)}
+            joined = features.with_columns(pl.col(id_).cast(pl.String)).join(
+                labels.select(
+                    pl.col(DAY).replace_strict(local, default=None, return_dtype=pl.Int32),
+                    id_,
+                    POSITIVE,
+                ).drop_nulls(DAY),
+                on=[DAY, id_],
+                how="inner",
+            )
+        aucs, names = single_feature_aucs(joined, contract, DAY, POSITIVE)
+        at = {int(d): k for k, d in enumerate(aucs[DAY].to_list())}
+        for i, day in enumerate(stack.days):
+            k = at.get(i)
+            n_pos = int(aucs["P"][k]) if k is not None else 0
+            n_neg = int(aucs["N"][k]) if k is not None else 0
+            values = (
+                {n: float(aucs[n][k]) for n in names if aucs[n][k] is not None}
+                if k is not None
+                else {}
+            )
+            passed, top, cases, reason = leakage_verdict(
+                values, n_pos, n_neg, settings.max_single_feature_auc, table=False
+            )
+            reports[day] = GateReport(
+                "leakage",
+                day,
+                passed,
+                n_pos + n_neg,
+                0,
+                top,
+                settings.max_single_feature_auc,
+                cases,
+                _empty([]),
+                reason,
+            )
+    return reports
+
+
+RULES = {
+    "raw_batches_match_schema": judge_schema,
+    "raw_batches_timestamps_not_in_future": judge_timestamps,
+    "raw_batches_match_reference_profile": judge_statistics,
+    "raw_labels_join_raw_batches": judge_label_join,
+    "raw_labels_positive_rate_matches_reference": judge_positive_rate,
+    "raw_labels_not_leaked_into_features": judge_leakage,
+}
+"""Each data gate's one rule, by the gate's name in data/gates.DATA_GATES."""
+
+
+def validate_batch(
+    frame: pd.DataFrame | pl.DataFrame,
+    contract: DataContract,
+    *,
+    day: str,
+    max_failing_row_share: float,
+    sample_rows: int,
+    include_target: bool = False,
+) -> GateReport:
+    """The schema rule on one batch frame as delivered (what `schema infer` self-checks with)."""
+    from ml_assets.data.reading import run_of
+
+    if isinstance(frame, pd.DataFrame):
+        frame = pl.from_pandas(frame)
+    run = run_of({day: frame}, None if include_target else {}, contract)
+    settings = RuleSettings(
+        contract=contract,
+        policy=StatisticalPolicy(),
+        profile=None,
+        max_failing_row_share=max_failing_row_share,
+        min_join_rate=1.0,
+        max_single_feature_auc=1.0,
+        labels_in_batch=include_target,
+        sample_rows=sample_rows,
+    )
+    return judge_schema(run, settings)[day]
+
+
+def judge_frames(
+    features: Mapping[str, pd.DataFrame | pl.DataFrame],
+    labels: Mapping[str, pd.DataFrame | pl.DataFrame],
+    settings: RuleSettings,
+) -> dict[str, dict[str, GateReport]]:
+    """Every rule on batches given as frames (day -> frame), as the gates judge files."""
+    from ml_assets.data.reading import run_of
+
+    def polars(frame):
+        return pl.from_pandas(frame) if isinstance(frame, pd.DataFrame) else frame
+
+    run = run_of(
+        {day: polars(frame) for day, frame in features.items()},
+        None if settings.labels_in_batch else {day: polars(frame) for day, frame in labels.items()},
+        settings.contract,
+    )
+    return {name: rule(run, settings) for name, rule in RULES.items()}
