@@ -8,7 +8,8 @@ import pytest
 
 from ml_assets.data.batches import join_labels
 from ml_assets.demo import simulate
-from ml_assets.evaluation.operational import MB, OperationalProfile, measure_scoring
+from ml_assets.evaluation.evidence import Operational
+from ml_assets.evaluation.operational import MB, measure_scoring
 from ml_assets.features.examples import assign_split
 from ml_assets.settings import load_settings
 from ml_assets.training.model import save_model, train_model
@@ -65,8 +66,8 @@ def profiles(models, examples):
 @pytest.mark.parametrize("name", ["small", "large"])
 def test_profile_figures_are_real(profiles, models, name):
     profile = profiles[name]
-    assert isinstance(profile, OperationalProfile)
-    figures = profile.as_dict()
+    assert isinstance(profile, Operational)
+    figures = profile.model_dump()
     assert set(figures) == {
         "p50_ms",
         "p99_ms",

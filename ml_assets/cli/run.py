@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ml_assets.cli.instance import ensure_dagster_home
+from ml_assets.data.gates import BATCH_GATES
 from ml_assets.settings import load_settings
 
 # Dagster's console logger prints every event at DEBUG; the summary below is what a person reads.
@@ -75,7 +76,6 @@ def run_pipeline() -> int:
 
     from ml_assets.data.assets import batch_partitions
     from ml_assets.data.batches import locate_batches
-    from ml_assets.data.gates import BATCH_GATES
     from ml_assets.data.ledger import plan_window
     from ml_assets.definitions import defs as build_definitions
     from ml_assets.resources import PipelineResource
@@ -175,7 +175,7 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
                 else "flagged (WARN), still eligible"
             )
             lines.append(f"  gate {name}: FAIL on {meta['failed_days']} - {action}: {description}")
-        elif name.startswith(("candidate_", "training_dataset_")):
+        elif name not in BATCH_GATES:  # a window, serving or evaluation gate: one verdict
             lines.append(f"  gate {name}: {'PASS' if passed else 'FAIL'} - {description}")
     if "evaluation_report" in mats:
         lines.append(f"  evaluation report: {mats['evaluation_report']['report']}")

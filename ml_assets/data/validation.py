@@ -72,7 +72,7 @@ def batch_schema(
             )
         )
     columns: dict[str, pa.Column] = {
-        **{name: pa.Column(nullable=False) for name in carried},
+        **{name: pa.Column(nullable=True) for name in carried},  # bookkeeping: nothing to check
         contract.id_column: pa.Column(pl.String, checks=id_checks, nullable=False),
         contract.timestamp_column: pa.Column(pl.Datetime("ns"), nullable=False),
     }

@@ -1,6 +1,5 @@
 """Evaluation: every piece of evidence the promotion gates need, on the candidate's test rows."""
 
-import dataclasses
 import json
 import tempfile
 import time
@@ -14,7 +13,6 @@ from ml_assets.data.contract import labels_to_binary
 from ml_assets.evaluation.behaviour import load_suite, run_suite
 from ml_assets.evaluation.comparison import mcnemar_exact, paired_bootstrap_auc, slice_comparison
 from ml_assets.evaluation.evidence import (
-    BehaviourCase,
     Comparison,
     Evaluation,
     Fairness,
@@ -157,14 +155,14 @@ def evaluation_report(
         dataset,
         single_row_requests=gates.operational.single_row_requests,
         batch_rows=gates.operational.batch_rows,
-    ).as_dict()
+    )
     timings["operational"] = time.perf_counter() - started
 
     started = time.perf_counter()
     behaviour = gates.behaviour
     cases = None
     if behaviour.cases is not None:
-        results = run_suite(
+        cases = run_suite(
             load_suite(behaviour.cases, dataset),
             lambda rows: predict_scores(booster, rows, dataset),
             test.sample(n=min(behaviour.sample_rows, len(test)), random_state=0),
@@ -172,9 +170,6 @@ def evaluation_report(
             tolerance=behaviour.score_tolerance,
             max_failure_rate=behaviour.max_failure_rate,
         )
-        cases = [
-            BehaviourCase(**dataclasses.asdict(r), failure_rate=r.failure_rate) for r in results
-        ]
     timings["behaviour"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -9,7 +9,6 @@ Three kinds (Ribeiro et al., 2020, adapted to tabular credit risk):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ml_assets.data.contract import DataContract
+from ml_assets.evaluation.evidence import BehaviourCase
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 
@@ -95,25 +95,6 @@ def load_suite(path: Path, contract: DataContract) -> BehaviourSuite:
     return suite
 
 
-@dataclass(frozen=True)
-class CaseResult:
-    kind: str
-    name: str
-    rows: int
-    failures: int
-    passed: bool
-    detail: str
-    failing_sample: list[dict] = field(default_factory=list)
-    # Minimum functionality only: the score and the band it had to land in.
-    score: float | None = None
-    expected_min: float | None = None
-    expected_max: float | None = None
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failures / self.rows if self.rows else 0.0
-
-
 def perturb(rows: pd.DataFrame, change: Perturbation, contract: DataContract) -> pd.DataFrame:
     """A perturbed copy of `rows`; numbers stay inside the contract's range."""
     if change.reverse_columns:
@@ -146,7 +127,7 @@ def run_suite(
     *,
     tolerance: float,
     max_failure_rate: float,
-) -> list[CaseResult]:
+) -> list[BehaviourCase]:
     """Every case of the suite against `score` (raw rows -> scores); perturbations use `rows`."""
     results = []
     for case in suite.minimum_functionality:
@@ -155,16 +136,17 @@ def run_suite(
         ok = (low is None or value >= low) and (high is None or value <= high)
         band = f"[{low if low is not None else 0}, {high if high is not None else 1}]"
         results.append(
-            CaseResult(
-                "minimum_functionality",
-                case.name,
-                1,
-                0 if ok else 1,
-                ok,
-                f"score {value:.4f}, expected within {band}",
+            BehaviourCase(
+                kind="minimum_functionality",
+                name=case.name,
+                rows=1,
+                failures=0 if ok else 1,
+                passed=ok,
+                detail=f"score {value:.4f}, expected within {band}",
                 score=value,
                 expected_min=low,
                 expected_max=high,
+                failure_rate=0.0 if ok else 1.0,
             )
         )
     rows = rows.reset_index(drop=True)
@@ -178,17 +160,18 @@ def run_suite(
             rate = len(failing) / len(rows) if len(rows) else 0.0
             evidence = pd.DataFrame({"score": base, "perturbed_score": changed, "delta": delta})
             results.append(
-                CaseResult(
-                    kind,
-                    case.name,
-                    len(rows),
-                    len(failing),
-                    rate <= max_failure_rate,
-                    f"{len(failing)} of {len(rows)} rows broke it ({rate:.1%}, allowed "
+                BehaviourCase(
+                    kind=kind,
+                    name=case.name,
+                    rows=len(rows),
+                    failures=len(failing),
+                    passed=rate <= max_failure_rate,
+                    detail=f"{len(failing)} of {len(rows)} rows broke it ({rate:.1%}, allowed "
                     f"{max_failure_rate:.1%}); largest change {float(np.max(np.abs(delta))):.4f}"
                     if len(rows)
                     else "no rows",
-                    _sample(evidence, failing),
+                    failing_sample=_sample(evidence, failing),
+                    failure_rate=rate,
                 )
             )
     return results

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.data.contract import DataContract
+from ml_assets.evaluation.evidence import Operational
 
 MB = 2**20
 """Bytes per MB in every figure of this module (MiB)."""
@@ -38,23 +38,6 @@ _RESULT = "result.json"
 _STDERR_TAIL_CHARS = 4000
 
 
-@dataclass(frozen=True)
-class OperationalProfile:
-    """What scoring with one model costs on this machine."""
-
-    p50_ms: float  # single-row latency through the serving path, median
-    p99_ms: float  # single-row latency, 99th percentile
-    rows_per_second: float  # batch throughput of predict_scores on batch_rows rows (best of 3)
-    model_mb: float  # model file size on disk
-    peak_rss_mb: float  # peak resident memory of the scoring process (after model and batch)
-    baseline_rss_mb: float  # resident memory after imports, before reading rows or the model
-    single_row_requests: int
-    batch_rows: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
 def measure_scoring(
     model_path: Path,
     rows: pd.DataFrame,
@@ -64,7 +47,7 @@ def measure_scoring(
     batch_rows: int = 20000,
     warmup: int = 20,
     timeout_seconds: float = 600.0,
-) -> OperationalProfile:
+) -> Operational:
     """Latency, throughput, size and memory of scoring `rows` with the model at `model_path`.
 
     Runs in a fresh child process. `rows` are raw batch rows (at least the contract's model
@@ -100,7 +83,7 @@ def measure_scoring(
         (workdir / _REQUEST).write_text(json.dumps(request))
         result = _run_child(workdir, timeout_seconds)
 
-    return OperationalProfile(
+    return Operational(
         p50_ms=float(result["p50_ms"]),
         p99_ms=float(result["p99_ms"]),
         rows_per_second=float(result["rows_per_second"]),
