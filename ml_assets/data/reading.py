@@ -193,6 +193,14 @@ def _row_numbers(rows: list[int]) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - starts
 
 
+def _with_bookkeeping(frame: pl.DataFrame, days: np.ndarray, rows: np.ndarray) -> pl.DataFrame:
+    """`frame` with DAY and ROW in front, the data columns shared, not copied."""
+    out = frame.clone()  # a shallow copy: the columns are shared
+    out.insert_column(0, pl.Series(ROW, rows))
+    out.insert_column(0, pl.Series(DAY, days, dtype=pl.Int32).set_sorted())
+    return out
+
+
 def _stacks(
     parts: list[tuple[list[int], pl.DataFrame, list[int]]],
     days: tuple[str, ...],
@@ -208,16 +216,10 @@ def _stacks(
         local = {i: k for k, i in enumerate(positions)}
         frames, counts = [], dict.fromkeys(positions, 0)
         for p, frame, rows in members:
-            frames.append(
-                frame.with_columns(
-                    pl.Series(DAY, np.repeat([local[i] for i in p], rows), dtype=pl.Int32),
-                    pl.Series(ROW, _row_numbers(rows)),
-                )
-            )
+            days_of = np.repeat([local[i] for i in p], rows)
+            frames.append(_with_bookkeeping(frame, days_of, _row_numbers(rows)))
             counts.update(zip(p, rows, strict=True))
-        frame = pl.concat(frames) if len(frames) > 1 else frames[0]
-        if len(frames) > 1:
-            frame = frame.sort(DAY, maintain_order=True)
+        frame = frames[0] if len(frames) == 1 else pl.concat(frames).sort(DAY, maintain_order=True)
         rows = np.array([counts[i] for i in positions], dtype=np.int64)
         if sample is not None:
             starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
@@ -226,7 +228,10 @@ def _stacks(
             ]
             frame = frame[np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)]
             rows = np.array([len(k) for k in keep], dtype=np.int64)
-        frame = frame.select(DAY, ROW, pl.exclude(DAY, ROW)).with_columns(pl.col(DAY).set_sorted())
+        # Rows are in day order: a sorted day column lets group-bys run without hashing.
+        frame = frame.with_columns(frame[DAY].set_sorted()) if len(frames) > 1 or sample else frame
+        # One chunk per column: every rule reads the columns again, and chunks would cost each.
+        frame = frame.rechunk()
         stacks.append(Stack(tuple(days[i] for i in positions), np.array(positions), rows, frame))
     return tuple(stacks)
 

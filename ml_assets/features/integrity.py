@@ -39,8 +39,10 @@ def _crossing(keys: pl.Series, splits: pl.Series) -> pl.Series:
     """Mask of the rows whose key also occurs in another split."""
     import polars as pl
 
-    if keys.n_unique() == len(keys):
-        return pl.Series(values=[False] * len(keys), dtype=pl.Boolean)  # nothing repeats at all
+    hashes = keys if keys.dtype == pl.UInt64 else keys.hash()
+    if keys.null_count() == 0 and hashes.n_unique() == len(keys):
+        # Distinct hashes, distinct keys: nothing repeats at all (the usual case, the cheap one).
+        return pl.repeat(False, len(keys), dtype=pl.Boolean, eager=True)
     frame = pl.DataFrame({"key": keys, "split": splits})
     return frame.select((pl.col("split").n_unique().over("key") > 1).alias("x"))["x"]
 

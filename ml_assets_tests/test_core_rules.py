@@ -1,0 +1,91 @@
+"""Pure core: the run's batches read once (data/reading) and judged by the six rules
+(data/rules), on files a newcomer delivers: CSV, labels inside the batch, a seeded sample."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from ml_assets.data.batches import BatchFileError, locate_batches
+from ml_assets.data.expectations import StatisticalPolicy
+from ml_assets.data.reading import read_run, sampled_rows
+from ml_assets.data.rules import RULES, RuleSettings
+from ml_assets.demo import simulate
+from ml_assets.settings import load_settings
+
+CONTRACT = load_settings().dataset
+START = dt.date(2026, 3, 1)
+
+
+def _settings(labels_in_batch: bool) -> RuleSettings:
+    return RuleSettings(
+        contract=CONTRACT,
+        policy=StatisticalPolicy(),
+        profile=None,
+        max_failing_row_share=0.0,
+        min_join_rate=0.99,
+        max_single_feature_auc=0.98,
+        labels_in_batch=labels_in_batch,
+        sample_rows=3,
+    )
+
+
+def _judge(batches, labels_in_batch, sample=None):
+    run = read_run(batches, CONTRACT, labels_in_batch=labels_in_batch, sample=sample)
+    settings = _settings(labels_in_batch)
+    return run, {name: rule(run, settings) for name, rule in RULES.items()}
+
+
+def test_csv_batches_with_labels_inside_are_judged_like_parquet(tmp_path):
+    features = tmp_path / "features"
+    simulate.write_demo(features, None, start=START, days=3, rows_per_day=300, seed=5, fmt="csv")
+    day = (START + dt.timedelta(days=1)).isoformat()
+    path = features / f"{day}.csv"
+    broken = pd.read_csv(path)
+    broken.loc[4, CONTRACT.id_column] = broken.loc[9, CONTRACT.id_column]  # an id twice
+    broken.loc[7, CONTRACT.timestamp_column] = f"{START + dt.timedelta(days=5)} 10:00:00"
+    broken.to_csv(path, index=False)
+    run, judged = _judge(locate_batches(features, None), labels_in_batch=True)
+    assert len(run.stacks) == 1 and run.stacks[0].rows.tolist() == [300, 300, 300]
+    failed = {name for name, reports in judged.items() if not reports[day].passed}
+    assert failed == {
+        "raw_batches_match_schema",
+        "raw_batches_timestamps_not_in_future",
+        "raw_labels_join_raw_batches",
+    }
+    schema = judged["raw_batches_match_schema"][day]
+    assert schema.failing_rows == 2 and set(schema.failure_cases["index"]) == {4, 9}
+    late = judged["raw_batches_timestamps_not_in_future"][day]
+    assert list(late.failure_cases.index) == [7]  # named by its row in the file
+    join = judged["raw_labels_join_raw_batches"][day]
+    assert (join.failure_cases["problem"] == "duplicate labelled id").sum() == 2
+    for other in (START.isoformat(), (START + dt.timedelta(days=2)).isoformat()):
+        assert all(reports[other].passed for reports in judged.values())
+
+
+def test_a_sample_keeps_whole_ids_and_names_rows_by_their_file_position(tmp_path):
+    features, labels = tmp_path / "f", tmp_path / "l"
+    simulate.write_demo(features, labels, start=START, days=2, rows_per_day=1000, seed=5)
+    day = START.isoformat()
+    path = features / f"{day}.parquet"
+    frame = pd.read_parquet(path)
+    kept = sampled_rows(1000, 0.1, 3)
+    frame.loc[kept[0], "loan_amount"] = -1.0  # a row the sample judges
+    frame.to_parquet(path, index=False)
+    run, judged = _judge(locate_batches(features, labels), False, sample=(0.1, 3))
+    assert run.stacks[0].rows.tolist() == [100, 100] and len(run.ids) == 2000
+    schema = judged["raw_batches_match_schema"][day]
+    assert not schema.passed and schema.rows == 100
+    assert list(schema.failing_rows_sample.index) == [kept[0]]
+    assert judged["raw_labels_join_raw_batches"][day].rows == 1000  # every id must join
+    # The same draw as pandas' sample of the same fraction and seed.
+    assert sorted(frame.sample(frac=0.1, random_state=3).index) == kept.tolist()
+
+
+def test_an_unreadable_file_is_named(tmp_path):
+    features, labels = tmp_path / "f", tmp_path / "l"
+    simulate.write_demo(features, labels, start=START, days=2, rows_per_day=50, seed=5)
+    broken = features / f"{START.isoformat()}.parquet"
+    broken.write_bytes(b"not,a,parquet\n1,2,3\n")
+    with pytest.raises(BatchFileError, match=str(broken)):
+        read_run(locate_batches(features, labels), CONTRACT, labels_in_batch=False)
