@@ -140,7 +140,6 @@ def main() -> int:
     # (polars and pyarrow's dataset reader for validation, about 0.2 s; lightgbm for training,
     # about 1.6 s), which is left out of both.
     import lightgbm  # noqa: F401
-
     import pandera.polars  # noqa: F401
 
     import ml_assets.data.rules  # noqa: F401
