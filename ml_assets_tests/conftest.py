@@ -256,3 +256,21 @@ def comparison_with_lower_bound(low: float) -> Comparison:
             p_value=0.4,
         ),
     )
+
+
+def rule_settings(contract, **overrides):
+    """Thresholds for the pure data rules in tests: strict schema, no profile unless given."""
+    from ml_assets.data.expectations import StatisticalPolicy
+    from ml_assets.data.rules import RuleSettings
+
+    values = dict(
+        contract=contract,
+        policy=StatisticalPolicy(),
+        profile=None,
+        max_failing_row_share=0.0,
+        min_join_rate=0.99,
+        max_single_feature_auc=0.98,
+        labels_in_batch=False,
+        sample_rows=3,
+    )
+    return RuleSettings(**(values | overrides))

@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from ml_assets.data.batches import BatchFileError, data_version, list_batch_files, locate_batches
-from ml_assets.data.expectations import StatisticalPolicy
 from ml_assets.data.ledger import (
     batch_status,
     contiguous_ranges,
@@ -17,10 +16,11 @@ from ml_assets.data.ledger import (
     quarantine_batch,
     record_verdict,
 )
-from ml_assets.data.rules import RuleSettings, judge_frames, validate_batch
+from ml_assets.data.rules import judge_frames, validate_batch
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.settings import load_settings
+from ml_assets_tests.conftest import rule_settings
 
 DAY = dt.date(2026, 2, 1)
 GATES = ("schema", "label_join")
@@ -84,16 +84,7 @@ def test_duplicate_ids_fail():
 
 
 def _join(features, labels, min_join_rate=0.99, day="2026-02-01"):
-    settings = RuleSettings(
-        contract=CONTRACT,
-        policy=StatisticalPolicy(),
-        profile=None,
-        max_failing_row_share=0.0,
-        min_join_rate=min_join_rate,
-        max_single_feature_auc=0.98,
-        labels_in_batch=False,
-        sample_rows=5,
-    )
+    settings = rule_settings(CONTRACT, min_join_rate=min_join_rate, sample_rows=5)
     judged = judge_frames({day: features}, {day: labels}, settings)
     return judged["raw_labels_join_raw_batches"][day]
 
@@ -230,16 +221,7 @@ def test_window_schema_pass_gives_each_day_its_own_report():
     polars = {day: pl.from_pandas(frame) for day, frame in frames.items()}
     run = run_of(polars, {}, CONTRACT)
     assert sorted(len(s.days) for s in run.stacks) == [1, 5]  # the renamed column stands alone
-    settings = RuleSettings(
-        contract=CONTRACT,
-        policy=StatisticalPolicy(),
-        profile=None,
-        max_failing_row_share=0.0,
-        min_join_rate=1.0,
-        max_single_feature_auc=1.0,
-        labels_in_batch=False,
-        sample_rows=5,
-    )
+    settings = rule_settings(CONTRACT, sample_rows=5)
     judged = judge_schema(run, settings)
     # An id repeated across two days is no failure: ids are unique within their batch.
     assert [judged[d].passed for d in days] == [True, False, False, False, False, True]

@@ -21,17 +21,19 @@ from ml_assets.data.expectations import (
     auc_lower_bounds,
     build_profile,
     category_shift,
+    fires,
     mean_shift,
     rate_excess,
     rate_shift,
     std_ratio,
 )
-from ml_assets.data.rules import RuleSettings, judge_frames, single_feature_aucs
+from ml_assets.data.rules import judge_frames, single_feature_aucs
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.features.integrity import split_integrity
 from ml_assets.settings import load_settings
 from ml_assets.training.serving import feature_differences, features_for_records, to_records
+from ml_assets_tests.conftest import rule_settings
 
 CONTRACT = load_settings().dataset
 POLICY = StatisticalPolicy()
@@ -43,17 +45,7 @@ def _day(i, scenario="stable", rows=2000):
 
 
 def _rules(profile, **overrides):
-    values = dict(
-        contract=CONTRACT,
-        policy=POLICY,
-        profile=profile,
-        max_failing_row_share=0.0,
-        min_join_rate=0.99,
-        max_single_feature_auc=0.98,
-        labels_in_batch=False,
-        sample_rows=3,
-    )
-    return RuleSettings(**(values | overrides))
+    return rule_settings(CONTRACT, policy=POLICY, profile=profile, **overrides)
 
 
 def _judge(features, labels, profile, day="2026-01-01", **overrides):
@@ -236,6 +228,12 @@ def test_auc_lower_bound_is_below_the_auc_and_tightens_with_data(auc, n_pos, n_n
     low = auc_lower_bounds(auc, n_pos, n_neg)
     assert low <= auc
     assert auc_lower_bounds(auc, n_pos * 10, n_neg * 10) >= low - 1e-12
+
+
+def test_an_expectation_fires_only_when_significant_and_large():
+    p = np.array([1e-7, 1e-7, 0.5, np.nan])
+    effect = np.array([0.3, 0.1, 0.9, 0.9])
+    assert fires(p, effect, 1e-6, 0.25).tolist() == [True, False, False, False]
 
 
 def test_auc_lower_bound_known_answer():

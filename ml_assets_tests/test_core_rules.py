@@ -7,27 +7,18 @@ import pandas as pd
 import pytest
 
 from ml_assets.data.batches import BatchFileError, locate_batches
-from ml_assets.data.expectations import StatisticalPolicy
 from ml_assets.data.reading import read_run, sampled_rows
-from ml_assets.data.rules import RULES, RuleSettings
+from ml_assets.data.rules import RULES
 from ml_assets.demo import simulate
 from ml_assets.settings import load_settings
+from ml_assets_tests.conftest import rule_settings
 
 CONTRACT = load_settings().dataset
 START = dt.date(2026, 3, 1)
 
 
-def _settings(labels_in_batch: bool) -> RuleSettings:
-    return RuleSettings(
-        contract=CONTRACT,
-        policy=StatisticalPolicy(),
-        profile=None,
-        max_failing_row_share=0.0,
-        min_join_rate=0.99,
-        max_single_feature_auc=0.98,
-        labels_in_batch=labels_in_batch,
-        sample_rows=3,
-    )
+def _settings(labels_in_batch: bool):
+    return rule_settings(CONTRACT, labels_in_batch=labels_in_batch)
 
 
 def _judge(batches, labels_in_batch, sample=None):

@@ -121,6 +121,13 @@ def build_profile(
 # not computed and not needed. Clean data thus never even imports scipy.stats.
 
 
+def fires(p_value: np.ndarray, effect: np.ndarray, alpha: float, floor: float) -> np.ndarray:
+    """Where an expectation fails: its difference is both significant (p-value below alpha)
+    and large enough to matter (effect above its floor). A p-value not computed never fires."""
+    with np.errstate(invalid="ignore"):
+        return (np.asarray(p_value) < alpha) & (np.asarray(effect) > floor)
+
+
 def _clip(rate: float) -> float:
     return min(max(rate, 1e-6), 1 - 1e-6)
 

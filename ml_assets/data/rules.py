@@ -25,6 +25,7 @@ from ml_assets.data.expectations import (
     StatisticalPolicy,
     auc_lower_bounds,
     category_shift,
+    fires,
     mean_shift,
     rate_excess,
     rate_shift,
@@ -372,7 +373,7 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
             _Expectations(
                 name,
                 "mean",
-                (p < policy.alpha) & (effect > policy.min_mean_shift_std),
+                fires(p, effect, policy.alpha, policy.min_mean_shift_std),
                 np.where(count > 0, mean, np.nan),
                 ref.mean,
                 policy.min_mean_shift_std,
@@ -386,7 +387,7 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
             _Expectations(
                 name,
                 "std",
-                (p < policy.alpha) & (ratio > policy.min_std_ratio),
+                fires(p, ratio, policy.alpha, policy.min_std_ratio),
                 np.where(count > 1, std, np.nan),
                 ref.std,
                 policy.min_std_ratio,
@@ -402,7 +403,7 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
             _Expectations(
                 name,
                 "quantile_bounds",
-                (p < policy.alpha) & (excess > policy.min_tail_excess),
+                fires(p, excess, policy.alpha, policy.min_tail_excess),
                 share,
                 ref.tail_share,
                 policy.min_tail_excess,
@@ -429,7 +430,7 @@ def _null_rate(name, nulls, n, reference, policy, rows) -> _Expectations:
     excess, p = rate_excess(
         nulls, n, reference, policy.min_null_rate_excess, also=rate > policy.max_null_rate
     )
-    significant = (p < policy.alpha) & (excess > policy.min_null_rate_excess)
+    significant = fires(p, excess, policy.alpha, policy.min_null_rate_excess)
     return _Expectations(
         name,
         "null_rate",
@@ -470,7 +471,7 @@ def _category_expectations(stack, name, ref, n, policy) -> list[_Expectations]:
         _Expectations(
             name,
             "category_proportions",
-            (p < policy.alpha) & (distance > policy.min_category_distance),
+            fires(p, distance, policy.alpha, policy.min_category_distance),
             distance,
             0.0,
             policy.min_category_distance,
@@ -784,7 +785,7 @@ def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateR
     expectation = _Expectations(
         "label",
         "positive_rate",
-        (p < policy.alpha) & (shift > policy.min_positive_rate_shift),
+        fires(p, shift, policy.alpha, policy.min_positive_rate_shift),
         rate,
         profile.positive_rate,
         policy.min_positive_rate_shift,
