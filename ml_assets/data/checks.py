@@ -67,7 +67,19 @@ def run_data(batches: Batches, pipeline: PipelineResource) -> "RunData":
 
 
 def rule_settings(pipeline: PipelineResource) -> "RuleSettings":
-    """The thresholds of the data rules, from pipeline.yaml and the reference profile."""
+    """The thresholds of the data rules, from pipeline.yaml and the reference profile (read once
+    for the six gates of a run; again when either file or the batch folder changes)."""
+    settings = pipeline.settings
+    key = (
+        "rule settings",
+        file_state(Path(settings.source)),
+        file_state(pipeline.reference_profile_path),
+        file_state(Path(settings.dataset.features_dir)),
+    )
+    return cached(key, lambda: _rule_settings(pipeline))
+
+
+def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
     from ml_assets.data.rules import RuleSettings
 
     settings = pipeline.settings

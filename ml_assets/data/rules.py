@@ -65,14 +65,27 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return _EMPTY[key]
 
 
+def _as_evidence(rows: pl.DataFrame) -> pd.DataFrame:
+    """Stacked rows as a person reads them: the batch's columns, named by their row in the file."""
+    return rows.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
+
+
 def _rows_of(stack: Stack, i: int, positions: np.ndarray | None = None) -> pd.DataFrame:
     """Rows of day `i` of `stack` (all, or those at stacked `positions`), named by their row in
     their own batch."""
     if positions is None:
-        part = stack.frame.filter(pl.col(DAY) == i)
-    else:
-        part = stack.frame[np.asarray(positions, dtype=np.int64)]
-    return part.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
+        return _as_evidence(stack.frame.filter(pl.col(DAY) == i))
+    return _as_evidence(stack.frame[np.asarray(positions, dtype=np.int64)])
+
+
+def _end_of(day: str) -> dt.datetime:
+    """The first instant after the batch's day: a record stamped from then on is from the future."""
+    return dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time())
+
+
+def _all_distinct(values: pl.Series) -> bool:
+    """Every value present and distinct (by 64-bit hash: distinct hashes, distinct values)."""
+    return values.null_count() == 0 and values.hash().n_unique() == len(values)
 
 
 # --- one pass: per-day statistics -------------------------------------------------------------
@@ -80,8 +93,7 @@ def _rows_of(stack: Stack, i: int, positions: np.ndarray | None = None) -> pd.Da
 
 def _distinct_per_day(frame: pl.DataFrame, column: str, n_days: int) -> np.ndarray:
     """Per day of the stack: every value of `column` present and distinct within its day."""
-    values = frame[column]
-    if values.null_count() == 0 and values.hash().n_unique() == len(values):
+    if _all_distinct(frame[column]):
         return np.ones(n_days, dtype=bool)  # distinct hashes: distinct in the whole stack
     stats = frame.group_by(DAY).agg(
         ((pl.col(column).n_unique() == pl.len()) & (pl.col(column).null_count() == 0)).alias("u")
@@ -120,15 +132,9 @@ def day_statistics(stack: Stack, settings: RuleSettings) -> dict[str, np.ndarray
     stamps = (
         _stamps(stack, contract.timestamp_column) if contract.timestamp_column in columns else None
     )
-    ends = pl.Series(
-        [
-            dt.datetime.combine(dt.date.fromisoformat(d) + dt.timedelta(days=1), dt.time())
-            for d in stack.days
-        ],
-        dtype=pl.Datetime("ns"),
-    )
     if stamps is not None:
         # Within a day's group: the end of that day, one value.
+        ends = pl.Series([_end_of(d) for d in stack.days], dtype=pl.Datetime("ns"))
         end = pl.lit(ends).gather(pl.col(DAY).first())
         late = stamps.is_null() | (stamps >= end)
         exprs.append(late.sum().alias("ts|late"))
@@ -310,12 +316,10 @@ def judge_timestamps(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
             cases, sample = _empty([key, stamp]), _empty([])
             if count:
                 stamps = _stamps(stack, stamp)
-                end = dt.datetime.combine(
-                    dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time()
-                )
                 bad = stack.frame.filter(pl.col(DAY) == i)
-                bad = bad.filter(stamps.is_null() | (stamps >= end)) if stamps is not None else bad
-                frame = bad.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
+                if stamps is not None:
+                    bad = bad.filter(stamps.is_null() | (stamps >= _end_of(day)))
+                frame = _as_evidence(bad)
                 cases = frame[[c for c in (key, stamp) if c in frame.columns]]
                 sample = frame.head(settings.sample_rows)
             reports[day] = GateReport(
@@ -578,8 +582,7 @@ def _expectation_report(
         day = stack.frame.filter(pl.col(DAY) == i)
         bad = day.filter(pl.any_horizontal(masks))
         failing = len(bad)
-        sample = bad.head(settings.sample_rows).to_pandas().set_index(ROW).rename_axis(None)
-        sample = sample.drop(columns=[DAY])
+        sample = _as_evidence(bad.head(settings.sample_rows))
     return GateReport(
         check,
         stack.days[i] if stack is not None else "",
@@ -630,8 +633,9 @@ def _distinct(run: RunData, side: str) -> bool:
     key = f"distinct|{side}"
     if key not in run.memo:
         frame = getattr(run, side)
-        values = frame[frame.columns[-1] if side == "ids" else frame.columns[2]]
-        run.memo[key] = values.null_count() == 0 and values.hash().n_unique() == len(values)
+        run.memo[key] = _all_distinct(
+            frame[frame.columns[-1] if side == "ids" else frame.columns[2]]
+        )
     return run.memo[key]
 
 
