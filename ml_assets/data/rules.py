@@ -83,6 +83,9 @@ def _end_of(day: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time())
 
 
+IDS_DISTINCT = "ids distinct in the stack"  # a Stack's memo key: bool
+
+
 def _all_distinct(values: pl.Series) -> bool:
     """Every value present and distinct (by 64-bit hash: distinct hashes, distinct values)."""
     return values.null_count() == 0 and values.hash().n_unique() == len(values)
@@ -91,9 +94,14 @@ def _all_distinct(values: pl.Series) -> bool:
 # --- one pass: per-day statistics -------------------------------------------------------------
 
 
-def _distinct_per_day(frame: pl.DataFrame, column: str, n_days: int) -> np.ndarray:
-    """Per day of the stack: every value of `column` present and distinct within its day."""
-    if _all_distinct(frame[column]):
+def _distinct_per_day(stack: Stack, column: str) -> np.ndarray:
+    """Per day of the stack: every value of `column` present and distinct within its day.
+
+    Whether they are distinct in the whole stack is kept in the stack's memo (IDS_DISTINCT).
+    """
+    frame, n_days = stack.frame, len(stack.days)
+    stack.memo[IDS_DISTINCT] = _all_distinct(frame[column])
+    if stack.memo[IDS_DISTINCT]:
         return np.ones(n_days, dtype=bool)  # distinct hashes: distinct in the whole stack
     stats = frame.group_by(DAY).agg(
         ((pl.col(column).n_unique() == pl.len()) & (pl.col(column).null_count() == 0)).alias("u")
@@ -162,7 +170,7 @@ def day_statistics(stack: Stack, settings: RuleSettings) -> dict[str, np.ndarray
         stats[column] = values
     stats["rows"] = stack.rows.astype(np.float64)
     if contract.id_column in columns:
-        stats["ids_distinct"] = _distinct_per_day(stack.frame, contract.id_column, n_days)
+        stats["ids_distinct"] = _distinct_per_day(stack, contract.id_column)
     stack.memo["statistics"] = stats
     return stats
 
@@ -627,15 +635,27 @@ def _aligned(run: RunData, id_: str) -> bool:
     return run.memo["aligned"]
 
 
-def _distinct(run: RunData, side: str) -> bool:
+def _distinct(run: RunData, side: str, id_: str) -> bool:
     """Every id of the run's batches (`side` "ids") or labels ("labels") present and distinct
-    across the run, so within each day (by 64-bit hash: distinct hashes, distinct values)."""
+    across the run, so within each day (by 64-bit hash: distinct hashes, distinct values).
+
+    Each side is hashed at most once per run: the batch ids are a stack's when one stack holds
+    every row of the run, and aligned labels are the batch ids.
+    """
     key = f"distinct|{side}"
     if key not in run.memo:
-        frame = getattr(run, side)
-        run.memo[key] = _all_distinct(
-            frame[frame.columns[-1] if side == "ids" else frame.columns[2]]
-        )
+        whole = run.stacks[0] if len(run.stacks) == 1 else None
+        if whole is not None and id_ not in whole.frame.columns:
+            whole = None
+        if side == "labels" and len(run.labels) and _aligned(run, id_):
+            run.memo[key] = _distinct(run, "ids", id_)
+        elif side == "ids" and whole is not None and len(whole.frame) == len(run.ids):
+            if IDS_DISTINCT not in whole.memo:
+                whole.memo[IDS_DISTINCT] = _all_distinct(whole.frame[id_])
+            run.memo[key] = whole.memo[IDS_DISTINCT]
+        else:
+            frame = getattr(run, side)
+            run.memo[key] = _all_distinct(frame[id_])
     return run.memo[key]
 
 
@@ -648,7 +668,7 @@ def judge_label_join(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
     ids, labels = run.ids, run.labels
     if not len(ids):
         n_ids = np.zeros(n_days, dtype=np.int64)
-    elif _distinct(run, "ids"):
+    elif _distinct(run, "ids", id_):
         n_ids = _per_day(ids, n_days)  # distinct in the run: distinct in each day
     else:
         n_ids = _per_day(ids, n_days, pl.col(id_).n_unique())
@@ -666,7 +686,7 @@ def judge_label_join(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
     bad = _per_day(labels, n_days, pl.col(BAD).sum()) if len(labels) else np.zeros(n_days, int)
     repeated = (
         labels.filter(pl.len().over(DAY, id_) > 1)
-        if len(labels) and not _distinct(run, "labels")
+        if len(labels) and not _distinct(run, "labels", id_)
         else labels.head(0)
     )
     duplicates = _per_day(repeated, n_days) if len(repeated) else np.zeros(n_days, int)
@@ -934,7 +954,7 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
     contract = settings.contract
     id_ = contract.id_column
     labels = run.labels.select(DAY, ROW, id_, POSITIVE) if len(run.labels) else None
-    labels_distinct = labels is None or _distinct(run, "labels")
+    labels_distinct = labels is None or _distinct(run, "labels", id_)
     if labels is not None and not labels_distinct:
         labels = labels.filter(pl.len().over(DAY, id_) == 1)
     aligned = _aligned(run, id_)
