@@ -4,9 +4,8 @@
 import datetime as dt
 
 import pandas as pd
-import pytest
 
-from ml_assets.data.batches import BatchFileError, locate_batches
+from ml_assets.data.batches import locate_batches
 from ml_assets.data.reading import read_run, sampled_rows
 from ml_assets.data.rules import RULES
 from ml_assets.demo import simulate
@@ -73,10 +72,13 @@ def test_a_sample_keeps_whole_ids_and_names_rows_by_their_file_position(tmp_path
     assert sorted(frame.sample(frac=0.1, random_state=3).index) == kept.tolist()
 
 
-def test_an_unreadable_file_is_named(tmp_path):
+def test_an_unreadable_file_is_named_and_left_out_of_the_run(tmp_path):
     features, labels = tmp_path / "f", tmp_path / "l"
-    simulate.write_demo(features, labels, start=START, days=2, rows_per_day=50, seed=5)
+    simulate.write_demo(features, labels, start=START, days=3, rows_per_day=50, seed=5)
     broken = features / f"{START.isoformat()}.parquet"
     broken.write_bytes(b"not,a,parquet\n1,2,3\n")
-    with pytest.raises(BatchFileError, match=str(broken)):
-        read_run(locate_batches(features, labels), CONTRACT, labels_in_batch=False)
+    run = read_run(locate_batches(features, labels), CONTRACT, labels_in_batch=False)
+    assert list(run.unreadable) == [START.isoformat()]
+    assert str(broken) in run.unreadable[START.isoformat()]
+    assert START.isoformat() not in run.days and len(run.days) == 2
+    assert sum(len(s.frame) for s in run.stacks) == 100 and len(run.labels) == 100

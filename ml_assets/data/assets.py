@@ -81,15 +81,22 @@ def raw_labels(
     dataset = pipeline.settings.dataset
     batches = batches_of_run(context, pipeline)
     separate = dataset.labels_dir is not None
-    counts = []
+    counts, unreadable = [], {}
     for day, batch in batches.items():
-        labels = read_labels(batch, dataset.id_column, dataset.target_column, separate)
+        try:
+            labels = read_labels(batch, dataset.id_column, dataset.target_column, separate)
+        except BatchFileError as error:  # the label gates give this batch its verdict
+            unreadable[day] = str(error)
+            continue
         positives = int((labels[dataset.target_column] == dataset.positive_label).sum())
         counts.append({"day": day, "labels": len(labels), "positives": positives})
     table = pd.DataFrame(counts, columns=["day", "labels", "positives"])
+    if unreadable:
+        context.log.warning(f"label sources that cannot be read: {unreadable}")
     return dg.MaterializeResult(
         metadata={
             "batches": len(batches),
+            "unreadable": dg.MetadataValue.json(unreadable),
             "labels": int(table["labels"].sum()),
             "positive_rate": float(table["positives"].sum() / max(table["labels"].sum(), 1)),
             "source": str(dataset.labels_dir or "target column of the batch"),

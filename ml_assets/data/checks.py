@@ -25,7 +25,7 @@ from ml_assets.data.batches import (
 from ml_assets.data.expectations import Profile, StatisticalPolicy
 from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import quarantine_batch, record_verdict
-from ml_assets.data.validation import GateReport
+from ml_assets.data.validation import GateReport, error_report
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
@@ -101,14 +101,41 @@ def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
 
 
 def rule_judge(name: str) -> Judge:
-    """Gate `name`'s rule (data/rules.RULES) on the run's batches."""
+    """Gate `name`'s rule (data/rules.RULES) on the run's batches.
+
+    A batch whose file cannot be read gets an "unreadable" verdict. When the rule raises on the
+    run, each batch is judged alone, so that only the batch it raises on gets an error verdict
+    (with the exception's message) and the others are judged as usual.
+    """
 
     def judge(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
         from ml_assets.data.rules import RULES
 
-        return RULES[name](run_data(batches, pipeline), rule_settings(pipeline))
+        rule, settings = RULES[name], rule_settings(pipeline)
+        run = run_data(batches, pipeline)
+        reports = {
+            day: error_report(name, day, f"unreadable: {why}")
+            for day, why in run.unreadable.items()
+        }
+        if not run.days:
+            return reports
+        try:
+            return reports | rule(run, settings)
+        except Exception as error:  # isolate the batch(es) it raises on: judged alone below
+            if len(run.days) == 1:
+                return reports | {run.days[0]: _raised(name, run.days[0], error)}
+        for day in run.days:
+            try:
+                reports |= rule(run_data({day: batches[day]}, pipeline), settings)
+            except Exception as error:  # the verdict carries the message; the run goes on
+                reports[day] = _raised(name, day, error)
+        return reports
 
     return judge
+
+
+def _raised(name: str, day: str, error: Exception) -> GateReport:
+    return error_report(name, day, f"error: {type(error).__name__}: {error}"[:1000])
 
 
 def judge_batches(
@@ -131,16 +158,18 @@ def judge_run(
     policy = pipeline.gate_policy  # a hash of the settings: computed once per gate run
     for batch in batches.values():
         report = judged[batch.day]
+        # A batch the gate could not judge is blocked whatever the gate's severity.
+        blocking = "ERROR" if report.error else severity
         record_verdict(
             pipeline.ledger_dir,
             name,
             report,
             batch,
             run_id=run_id,
-            severity=severity,
+            severity=blocking,
             policy=policy,
         )
-        if not report.passed and severity == "ERROR":
+        if not report.passed and blocking == "ERROR":
             quarantined[batch.day] = str(
                 quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
             )
@@ -168,6 +197,8 @@ def judge_run(
         if failed
         else pd.DataFrame()
     )
+    if any(r.error for r in failed):
+        severity = "ERROR"  # an unjudged batch blocks, so the check does too
     decision = (
         "pass" if not failed else ("quarantine and block" if severity == "ERROR" else "flag (WARN)")
     )

@@ -14,6 +14,7 @@ the schema gate names it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,16 +51,20 @@ def read_file(path: Path) -> pl.DataFrame:
         raise _unreadable(path, error) from error
 
 
-def _parquet_groups(paths: Mapping[int, Path]) -> list[tuple[list[int], list[Path], list[int]]]:
-    """Parquet files of the same stored schema, in run order: (positions, files, rows)."""
+def _parquet_groups(
+    paths: Mapping[int, Path], unreadable: dict[int, str]
+) -> list[tuple[list[int], list[Path], list[int]]]:
+    """Parquet files of the same stored schema, in run order: (positions, files, rows). A file
+    whose footer cannot be read goes to `unreadable` (position -> why) instead."""
     import pyarrow.parquet as pq
 
     groups: dict[object, tuple[list[int], list[Path], list[int]]] = {}
     for i, path in paths.items():
         try:
             metadata = pq.read_metadata(path)
-        except Exception as error:  # pyarrow raises many types; name the file
-            raise _unreadable(path, error) from error
+        except Exception as error:  # pyarrow raises many types; the file gets its own verdict
+            unreadable[i] = str(_unreadable(path, error))
+            continue
         schema = metadata.schema.to_arrow_schema().remove_metadata()
         positions, files, rows = groups.setdefault(schema, ([], [], []))
         positions.append(i)
@@ -68,29 +73,47 @@ def _parquet_groups(paths: Mapping[int, Path]) -> list[tuple[list[int], list[Pat
     return list(groups.values())
 
 
-def read_files(paths: Mapping[int, Path]) -> list[tuple[list[int], pl.DataFrame, list[int]]]:
+def _read_alone(i: int, path: Path, unreadable: dict[int, str]) -> pl.DataFrame | None:
+    try:
+        return read_file(path)
+    except BatchFileError as error:
+        unreadable[i] = str(error)
+        return None
+
+
+def read_files(
+    paths: Mapping[int, Path],
+) -> tuple[list[tuple[list[int], pl.DataFrame, list[int]]], dict[int, str]]:
     """The files (by run position) with as few reads as their formats allow: parquet files of
-    one schema in one read, every other file alone. Returns (positions, stacked frame, rows)."""
+    one schema in one read, every other file alone.
+
+    Returns the parts read, (positions, stacked frame, rows) each, and the files that could not
+    be read (position -> the reader's error, naming the file): one broken file never keeps the
+    others from being read.
+    """
     parquet = {i: p for i, p in paths.items() if p.suffix == ".parquet"}
+    unreadable: dict[int, str] = {}
     parts = []
-    for positions, files, rows in _parquet_groups(parquet):
-        if len(files) == 1:
-            frame = read_file(files[0])
-        else:
-            try:
-                frame = pl.read_parquet([str(f) for f in files])
-            except Exception as error:  # find the file that fails and name it
-                for f in files:
-                    read_file(f)
-                raise BatchFileError(f"cannot read the batch files {files}: {error}") from error
-        if len(frame) != sum(rows):
-            raise BatchFileError(f"batch files changed while being read: {files[0].parent}")
-        parts.append((positions, frame, rows))
+    for positions, files, rows in _parquet_groups(parquet, unreadable):
+        try:
+            frame = pl.read_parquet([str(f) for f in files]) if len(files) > 1 else None
+        except Exception:  # a page past the footer is broken: read the files one by one
+            frame = None
+        if frame is not None and len(frame) == sum(rows):
+            parts.append((positions, frame, rows))
+            continue
+        for i, path, n in zip(positions, files, rows, strict=True):
+            alone = _read_alone(i, path, unreadable)
+            if alone is not None and len(alone) != n:
+                unreadable[i] = f"batch file {path} changed while being read"
+            elif alone is not None:
+                parts.append(([i], alone, [n]))
     for i, path in paths.items():
         if i not in parquet:
-            frame = read_file(path)
-            parts.append(([i], frame, [len(frame)]))
-    return parts
+            frame = _read_alone(i, path, unreadable)
+            if frame is not None:
+                parts.append(([i], frame, [len(frame)]))
+    return parts, unreadable
 
 
 def contract_casts(frame: pl.DataFrame, contract: DataContract) -> list[pl.Expr]:
@@ -184,6 +207,8 @@ class RunData:
     has_id: np.ndarray  # per run day: the batch has the id column
     has_labels: np.ndarray  # per run day: a label source was found
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # shared by the rules
+    # day -> why a file of that day cannot be read: such days are not in `days`
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def _row_numbers(rows: list[int]) -> np.ndarray:
@@ -249,15 +274,19 @@ def read_run(
     judge values; ids are always kept whole, since every row must find its label.
     """
     days = tuple(batches)
-    features = read_files({i: b.features for i, b in enumerate(batches.values())})
+    features, broken = read_files({i: b.features for i, b in enumerate(batches.values())})
     label_paths = {i: b.labels for i, b in enumerate(batches.values()) if b.labels is not None}
-    labels = (
-        None
-        if labels_in_batch
-        else [
-            (p, f, r, [batches[days[i]].labels for i in p]) for p, f, r in read_files(label_paths)
-        ]
-    )
+    labels = None
+    if not labels_in_batch:
+        label_parts, broken_labels = read_files(label_paths)
+        broken |= {i: why for i, why in broken_labels.items() if i not in broken}
+        labels = [(p, f, r, [batches[days[i]].labels for i in p]) for p, f, r in label_parts]
+    if broken:
+        # The days with a file that cannot be read are left out of the run (each gets an
+        # "unreadable" verdict from the gates); the others are read again without them.
+        readable = {d: b for i, (d, b) in enumerate(batches.items()) if i not in broken}
+        run = read_run(readable, contract, labels_in_batch=labels_in_batch, sample=sample)
+        return dataclasses.replace(run, unreadable={days[i]: broken[i] for i in sorted(broken)})
     return _run(days, features, labels, contract, sample)
 
 

@@ -41,6 +41,26 @@ class GateReport:
     failure_cases: pd.DataFrame = field(repr=False)
     failing_rows_sample: pd.DataFrame = field(repr=False)
     reason: str = ""
+    # The batch could not be judged (its file cannot be read, or the rule raised on it): the
+    # verdict blocks and quarantines whatever the gate's severity.
+    error: bool = False
+
+
+def error_report(check: str, day: str, problem: str) -> GateReport:
+    """The verdict of a gate that could not judge a batch: failed, with `problem` as its cause."""
+    return GateReport(
+        check,
+        day,
+        False,
+        0,
+        0,
+        1.0,
+        0.0,
+        pd.DataFrame({"problem": [problem]}),
+        pd.DataFrame(),
+        problem,
+        error=True,
+    )
 
 
 def batch_schema(
