@@ -5,6 +5,9 @@
 
 Work already up to date is not repeated: batch files the gates already judged (same content) are
 not ingested again, and no model is trained when the passing training window is unchanged.
+
+Exit codes, for CI: 0 every blocking gate passed; 1 a gate blocked (a batch quarantined, a
+candidate kept off staging; the summary says which); 2 an error (its cause in a line or two).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from ml_assets.cli.instance import ensure_dagster_home
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.settings import load_settings
 
-# Dagster's console logger prints every event at DEBUG; the summary below is what a person reads.
-# ML_ASSETS_LOG_LEVEL=DEBUG brings the event stream back.
+# Dagster's console logger prints every event at DEBUG, and a blocked check as an ERROR with a
+# stack trace; the summary below is what a person reads (a step's error message included), and
+# every trace stays in the run's event log (`make dev`). ML_ASSETS_LOG_LEVEL=DEBUG brings the
+# event stream back to the terminal.
 LOG_CONFIG = {
     "loggers": {
-        "console": {"config": {"log_level": os.environ.get("ML_ASSETS_LOG_LEVEL", "ERROR")}}
+        "console": {"config": {"log_level": os.environ.get("ML_ASSETS_LOG_LEVEL", "CRITICAL")}}
     }
 }
 
@@ -37,8 +42,16 @@ class RunReport:
     materialized: dict[str, dict] = field(default_factory=dict)
     checks: dict[str, tuple[bool, dict, str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # checks that failed at severity ERROR
+
+    @property
+    def exit_code(self) -> int:
+        """2 when something errored, else 1 when a gate blocked, else 0."""
+        return 2 if self.errors else 1 if self.blocked else 0
 
     def absorb(self, result) -> None:
+        import dagster as dg
+
         self.runs.append(result.run_id)
         for event in result.get_asset_materialization_events():
             mat = event.materialization
@@ -52,6 +65,8 @@ class RunReport:
                 meta,
                 evaluation.description or "",
             )
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                self.blocked.append(evaluation.check_name)
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
@@ -122,7 +137,7 @@ def run_pipeline() -> int:
         )
         report.absorb(result)
     print(summarise(report, settings, requests, job, time.perf_counter() - started))
-    return 1 if report.errors else 0
+    return report.exit_code
 
 
 def summarise(report: RunReport, settings, requests, job: str | None, seconds: float) -> str:
@@ -203,6 +218,12 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
     lines.append(
         f"  {len(report.runs)} Dagster run(s) in {seconds:.1f} s; see them with `make dev`"
     )
+    outcome = {
+        0: "every blocking gate passed",
+        1: f"blocked by {', '.join(sorted(set(report.blocked)))}",
+        2: "an error stopped the run (above)",
+    }
+    lines.append(f"  exit {report.exit_code}: {outcome[report.exit_code]}")
     return "\n".join(lines)
 
 
@@ -257,10 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     # terminal of `make run` is for the summary.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    ensure_dagster_home()
-    if args.command == "promote":
-        return promote(args.version, args.approver, args.reason)
-    return run_pipeline()
+    from ml_assets.data.batches import BatchFileError
+    from ml_assets.settings import SettingsError
+
+    try:
+        ensure_dagster_home()
+        if args.command == "promote":
+            return promote(args.version, args.approver, args.reason)
+        return run_pipeline()
+    except (SettingsError, BatchFileError, FileNotFoundError) as error:
+        # A configuration or input problem: its message names the file or key; no trace.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
