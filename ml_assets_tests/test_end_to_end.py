@@ -60,7 +60,7 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
 
     # A schema-corrupted batch arrives: quarantined, no model trained, no alias moved.
     (bad,) = project.write_days(dt.date(2026, 1, 13), 1, scenario="schema_corruption")
-    assert run.main([]) == 0
+    assert run.main([]) == 1  # a gate blocked: CI sees it
     out = capsys.readouterr().out
     assert "quarantined 1 (2026-01-13" in out
     assert "aliases: unchanged" in out
