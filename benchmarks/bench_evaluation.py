@@ -30,14 +30,17 @@ from bench_run import temp_project  # noqa: E402  (a sibling script, not a packa
 
 
 def _run(env: dict, *args: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", *args],
         cwd=ROOT,
         env=env,
-        check=True,
+        check=False,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    if done.returncode not in (0, 1):  # 1: a gate blocked (the second candidate may be kept off)
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
 
 
 def evaluation_steps(home: Path) -> list[tuple[str, float, dict, dict]]:
