@@ -95,3 +95,51 @@ def test_a_rule_that_raises_on_one_batch_gives_only_that_batch_an_error_verdict(
     # A gate that does not read labels judged all three batches as usual.
     for day in days:
         assert read_verdict(project.pipeline.ledger_dir, "raw_batches_match_schema", day).passed
+
+
+def test_files_named_otherwise_are_listed_not_silently_skipped(tmp_path, instance):
+    project = make_project(tmp_path / "p")
+    days = project.write_days(START, 3, rows=200)
+    features = project.settings.dataset.features_dir
+    stray = [features / f"{days[0]}-fixed.parquet", features / "2026-13-01.parquet"]
+    for path in stray:
+        path.write_bytes((features / f"{days[0]}.parquet").read_bytes())
+    (features / ".gitkeep").write_text("")
+
+    result = ingest(project, instance, days)
+
+    assert result.success
+    materializations = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[-1] == "raw_batches"
+    ]
+    assert len(materializations) == 3  # one per partition, each with the run's metadata
+    for materialization in materializations:
+        assert materialization.metadata["ignored_files"].value == sorted(str(p) for p in stray)
+
+
+def test_the_demo_never_writes_into_a_folder_holding_files(tmp_path):
+    from ml_assets.cli.run import _prepare_batches
+    from ml_assets.data.batches import BatchFileError
+
+    project = make_project(tmp_path / "p", dataset={"demo": True})
+    labels = project.settings.dataset.labels_dir
+    labels.mkdir(parents=True)
+    mine = labels / "my_labels.csv"
+    mine.write_text("application_id,defaulted\na,1\n")
+    with pytest.raises(BatchFileError, match=f"{labels}.*already holds files"):
+        _prepare_batches(project.settings)
+    assert mine.read_text() == "application_id,defaulted\na,1\n"
+    assert [p.name for p in labels.iterdir()] == ["my_labels.csv"]
+    assert not project.settings.dataset.features_dir.exists()
+
+
+def test_a_missing_features_folder_is_named_without_the_demo(tmp_path):
+    from ml_assets.cli.run import _prepare_batches
+    from ml_assets.data.batches import BatchFileError
+
+    project = make_project(tmp_path / "p")
+    features = project.settings.dataset.features_dir
+    with pytest.raises(BatchFileError, match=f"features folder {features} does not exist"):
+        _prepare_batches(project.settings)

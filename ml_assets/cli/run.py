@@ -74,15 +74,38 @@ class RunReport:
                     self.errors.append(f"{event.step_key}: {error.message.strip()}")
 
 
-def _generate_demo_if_needed(settings) -> None:
-    from ml_assets.data.batches import list_batch_files
+def _prepare_batches(settings) -> None:
+    """Generate the demo when asked and the folders are empty; refuse to write anywhere else.
+
+    The demo never writes into a folder holding files (a user's labels, say); without the demo,
+    a missing features folder is named rather than reported as "no batch passed".
+    """
+    from ml_assets.data.batches import BatchFileError, list_batch_files
 
     dataset = settings.dataset
-    if not dataset.demo or list_batch_files(dataset.features_dir):
+    features_dir = dataset.features_dir
+    if list_batch_files(features_dir):
         return
+    if not dataset.demo:
+        if not features_dir.is_dir():
+            raise BatchFileError(
+                f"the features folder {features_dir} does not exist (dataset.features_dir in "
+                f"{settings.source}): put the YYYY-MM-DD.parquet or .csv batch files there, or "
+                "set dataset.demo: true to generate the demo"
+            )
+        return
+    for folder in (features_dir, dataset.labels_dir):
+        if folder is None or not folder.is_dir():
+            continue
+        if any(not p.name.startswith(".") for p in folder.iterdir()):  # .gitkeep aside
+            raise BatchFileError(
+                f"dataset.demo is true, but {folder} already holds files and the demo never "
+                "writes into a folder holding files: empty it, point dataset.features_dir and "
+                "dataset.labels_dir at new folders, or set dataset.demo: false"
+            )
     from ml_assets.demo import simulate
 
-    print(f"no batch files in {dataset.features_dir}: generating the demo data")
+    print(f"no batch files in {features_dir}: generating the demo data")
     simulate.main([])
 
 
@@ -100,7 +123,7 @@ def run_pipeline() -> int:
     started = time.perf_counter()
     definitions = build_definitions()
     settings = load_settings()
-    _generate_demo_if_needed(settings)
+    _prepare_batches(settings)
     pipeline = PipelineResource()
     instance = dg.DagsterInstance.get()
     known = list(instance.get_dynamic_partitions(batch_partitions.name))
@@ -147,6 +170,9 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
             "  everything is up to date: no new or changed batch, training window unchanged"
         )
     mats, checks = report.materialized, report.checks
+    ignored = mats.get("raw_batches", {}).get("ignored_files")
+    if ignored:
+        lines.append(f"  not read (named otherwise than YYYY-MM-DD.parquet or .csv): {ignored}")
     batch_gates = {n: c for n, c in checks.items() if "batches_checked" in c[1]}
     if batch_gates:
         judged = max(c[1]["batches_checked"] for c in batch_gates.values())

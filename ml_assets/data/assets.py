@@ -6,7 +6,13 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from ml_assets.data.batches import BatchFileError, BatchFiles, locate_batches, read_labels
+from ml_assets.data.batches import (
+    BatchFileError,
+    BatchFiles,
+    locate_batches,
+    read_labels,
+    unrecognised_files,
+)
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
@@ -63,9 +69,17 @@ def raw_batches(
             "sha256": [b.features_sha256[:16] for b in batches.values()],
         }
     )
+    dataset = pipeline.settings.dataset
+    ignored = [
+        str(p) for d in (dataset.features_dir, dataset.labels_dir) for p in unrecognised_files(d)
+    ]
+    if ignored:
+        context.log.warning(f"files not named YYYY-MM-DD.parquet or .csv, not read: {ignored}")
     return dg.MaterializeResult(
         metadata={
             "batches": len(batches),
+            # Files in the batch folders that no batch is read from (named otherwise).
+            "ignored_files": dg.MetadataValue.json(ignored),
             "first_day": min(batches) if batches else "",
             "last_day": max(batches) if batches else "",
             "files": markdown_table(table, max_rows=50),

@@ -28,22 +28,30 @@ class BatchFileError(ValueError):
     """A batch or label file is missing, ambiguous or unreadable; the message names the file."""
 
 
+def batch_day(path: Path) -> str | None:
+    """The date a file is the batch of (YYYY-MM-DD.parquet or .csv), else None."""
+    match = BATCH_FILE.match(path.name)
+    if not match:
+        return None
+    try:
+        dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+    return match.group(1)
+
+
 def list_batch_files(folder: Path) -> dict[str, Path]:
     """Map each batch date (YYYY-MM-DD) to its file in `folder`, sorted by date.
 
-    Files that do not follow the naming contract are ignored; two files for one date are an error.
+    Files that do not follow the naming contract are left out (`unrecognised_files` lists
+    them); two files for one date are an error.
     """
     if not folder.is_dir():
         return {}
     found: dict[str, Path] = {}
     for path in folder.iterdir():
-        match = BATCH_FILE.match(path.name)
-        if not match or not path.is_file():
-            continue
-        day = match.group(1)
-        try:
-            dt.date.fromisoformat(day)
-        except ValueError:
+        day = batch_day(path)
+        if day is None or not path.is_file():
             continue
         if day in found:
             raise BatchFileError(
@@ -51,6 +59,18 @@ def list_batch_files(folder: Path) -> dict[str, Path]:
             )
         found[day] = path
     return dict(sorted(found.items()))
+
+
+def unrecognised_files(folder: Path | None) -> list[Path]:
+    """Files in `folder` that no batch is read from: their names are not YYYY-MM-DD.parquet or
+    .csv (hidden files such as .gitkeep aside), sorted."""
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and batch_day(p) is None
+    )
 
 
 def read_batch(path: Path) -> pd.DataFrame:
