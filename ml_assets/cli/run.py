@@ -206,7 +206,9 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
         meta = mats["candidate_model"]
         lines.append(
             f"  candidate: {settings.training.registered_model_name} v{meta['model_version']} "
-            f"(MLflow run {meta['mlflow_run_id'][:12]}, valid AUC {meta['valid_auc']:.4f})"
+            f"(MLflow run {meta['mlflow_run_id'][:12]}, "
+            + ", ".join(f"{k} {v:.4f}" for k, v in meta.items() if k.startswith("valid_"))
+            + ")"
         )
     for name, (passed, meta, description) in checks.items():
         if not passed and meta.get("failed_days"):

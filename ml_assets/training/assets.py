@@ -12,7 +12,7 @@ from ml_assets.features.assets import training_dataset
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets.training.lineage import git_commit
-from ml_assets.training.model import save_model, train_on_splits
+from ml_assets.training.model import save_model, train_on_splits, validation_scores
 from ml_assets.training.registry import MODEL_FILE, append_audit, register_version
 
 
@@ -52,7 +52,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                     "seed": training.seed,
                 }
             )
-            mlflow.log_metric("valid_auc", float(booster.best_score["valid_0"]["auc"]))
+            mlflow.log_metrics({f"valid_{k}": v for k, v in validation_scores(booster).items()})
             mlflow.set_tags({**tags, "model_sha256": model_sha})
             mlflow.log_dict(window, "data/training_window.json")
             mlflow.log_artifact(str(model_path), "model")
@@ -98,7 +98,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "data_version": window["data_version"],
             "code_version": commit,
             "best_iteration": int(booster.best_iteration or training.num_boost_round),
-            "valid_auc": float(booster.best_score["valid_0"]["auc"]),
+            **{f"valid_{k}": round(v, 6) for k, v in validation_scores(booster).items()},
             "model_sha256": model_sha,
             "excluded_batches": dg.MetadataValue.json(window["excluded"]),
         }

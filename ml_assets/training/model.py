@@ -60,6 +60,12 @@ def train_model(
     )
 
 
+def validation_scores(booster: lgb.Booster) -> dict[str, float]:
+    """The validation split's score of each metric LightGBM early-stopped on (pipeline.yaml's
+    `training.lightgbm.metric`: auc by default, any of LightGBM's metrics, or a list)."""
+    return {name: float(value) for name, value in booster.best_score["valid_0"].items()}
+
+
 def train_on_splits(
     examples: pd.DataFrame, contract: DataContract, training: TrainingSettings
 ) -> lgb.Booster:
