@@ -83,25 +83,25 @@ def _end_of(day: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time())
 
 
-IDS_DISTINCT = "ids distinct in the stack"  # a Stack's memo key: bool
-
-
 def _all_distinct(values: pl.Series) -> bool:
     """Every value present and distinct (by 64-bit hash: distinct hashes, distinct values)."""
     return values.null_count() == 0 and values.hash().n_unique() == len(values)
+
+
+def _stack_ids_distinct(stack: Stack, id_: str) -> bool:
+    """Every id of the stack present and distinct across its days (hashed once per stack)."""
+    if "ids distinct" not in stack.memo:
+        stack.memo["ids distinct"] = _all_distinct(stack.frame[id_])
+    return stack.memo["ids distinct"]
 
 
 # --- one pass: per-day statistics -------------------------------------------------------------
 
 
 def _distinct_per_day(stack: Stack, column: str) -> np.ndarray:
-    """Per day of the stack: every value of `column` present and distinct within its day.
-
-    Whether they are distinct in the whole stack is kept in the stack's memo (IDS_DISTINCT).
-    """
+    """Per day of the stack: every value of `column` (the id) present and distinct in its day."""
     frame, n_days = stack.frame, len(stack.days)
-    stack.memo[IDS_DISTINCT] = _all_distinct(frame[column])
-    if stack.memo[IDS_DISTINCT]:
+    if _stack_ids_distinct(stack, column):
         return np.ones(n_days, dtype=bool)  # distinct hashes: distinct in the whole stack
     stats = frame.group_by(DAY).agg(
         ((pl.col(column).n_unique() == pl.len()) & (pl.col(column).null_count() == 0)).alias("u")
@@ -644,15 +644,16 @@ def _distinct(run: RunData, side: str, id_: str) -> bool:
     """
     key = f"distinct|{side}"
     if key not in run.memo:
-        whole = run.stacks[0] if len(run.stacks) == 1 else None
-        if whole is not None and id_ not in whole.frame.columns:
-            whole = None
+        (whole,) = run.stacks if len(run.stacks) == 1 else (None,)
         if side == "labels" and len(run.labels) and _aligned(run, id_):
             run.memo[key] = _distinct(run, "ids", id_)
-        elif side == "ids" and whole is not None and len(whole.frame) == len(run.ids):
-            if IDS_DISTINCT not in whole.memo:
-                whole.memo[IDS_DISTINCT] = _all_distinct(whole.frame[id_])
-            run.memo[key] = whole.memo[IDS_DISTINCT]
+        elif (
+            side == "ids"
+            and whole is not None
+            and id_ in whole.frame.columns
+            and len(whole.frame) == len(run.ids)  # every row of the run: not a sample
+        ):
+            run.memo[key] = _stack_ids_distinct(whole, id_)
         else:
             frame = getattr(run, side)
             run.memo[key] = _all_distinct(frame[id_])

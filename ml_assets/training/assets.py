@@ -52,7 +52,8 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                     "seed": training.seed,
                 }
             )
-            mlflow.log_metrics({f"valid_{k}": v for k, v in validation_scores(booster).items()})
+            scores = {f"valid_{k}": v for k, v in validation_scores(booster).items()}
+            mlflow.log_metrics(scores)
             mlflow.set_tags({**tags, "model_sha256": model_sha})
             mlflow.log_dict(window, "data/training_window.json")
             mlflow.log_artifact(str(model_path), "model")
@@ -98,7 +99,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "data_version": window["data_version"],
             "code_version": commit,
             "best_iteration": int(booster.best_iteration or training.num_boost_round),
-            **{f"valid_{k}": round(v, 6) for k, v in validation_scores(booster).items()},
+            **{k: round(v, 6) for k, v in scores.items()},
             "model_sha256": model_sha,
             "excluded_batches": dg.MetadataValue.json(window["excluded"]),
         }
