@@ -1,15 +1,31 @@
 """Dagster metadata shared by every stage: readable tables and the tags that explain a run."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Every run a sensor, schedule or `make run` requests says why, and on what evidence.
 TRIGGER_TAG = "ml_assets/trigger"
 EVIDENCE_TAG = "ml_assets/evidence"
 
 
-def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
-    """A DataFrame as a markdown table for the UI (the first `max_rows` rows)."""
+def markdown_table(
+    rows: pd.DataFrame | Sequence[Mapping[str, object]], max_rows: int = 20
+) -> dg.MetadataValue:
+    """A table (a DataFrame, or one mapping per row) as markdown for the UI: the first
+    `max_rows` rows, and a line saying how many more were left out."""
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty:
         return dg.MetadataValue.md("(none)")
-    return dg.MetadataValue.md(frame.head(max_rows).to_markdown(index=False))
+    text = frame.head(max_rows).to_markdown(index=False)
+    if len(frame) > max_rows:
+        text += f"\n\n… and {len(frame) - max_rows} more row(s), not shown"
+    return dg.MetadataValue.md(text)

@@ -222,7 +222,7 @@ def test_sample_depth_is_reported(tmp_path, instance):
 
 def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monkeypatch):
     """A serving client that sends numbers rounded to 4 digits fails the parity gate."""
-    from ml_assets.training import checks as training_checks
+    from ml_assets.training import serving
     from ml_assets.training.serving import to_records
 
     def lossy_client(frame):
@@ -234,7 +234,7 @@ def test_serving_path_that_differs_blocks_the_candidate(tmp_path, instance, monk
     project = make_project(tmp_path / "p", validation={"min_labels_per_class": 10})
     project.write_days(START, 6)
     assert ingest(project, instance, BASELINE[:6]).success
-    monkeypatch.setattr(training_checks, "to_records", lossy_client)
+    monkeypatch.setattr(serving, "to_records", lossy_client)
     result = train(project, instance)
     check = _evaluation(result, "candidate_model_matches_serving_path")
     assert not check.passed and check.metadata["value"].value > 0

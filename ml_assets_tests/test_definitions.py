@@ -99,7 +99,7 @@ def test_definitions_import_leaves_heavy_libraries_unloaded():
     code = (
         "import sys, ml_assets.definitions;"
         "heavy = ('mlflow', 'lightgbm', 'evidently', 'sklearn', 'pandera', 'fairlearn',"
-        " 'statsmodels', 'matplotlib', 'polars');"
+        " 'statsmodels', 'matplotlib', 'polars', 'pandas', 'numpy', 'pyarrow', 'scipy');"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run(

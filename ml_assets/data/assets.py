@@ -4,7 +4,6 @@ import warnings
 from collections.abc import Callable
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.batches import (
     BatchFileError,
@@ -60,6 +59,8 @@ def raw_batches(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Daily loan-application batches as delivered: one partition per YYYY-MM-DD file."""
+    import pandas as pd
+
     batches = batches_of_run(context, pipeline)
     table = pd.DataFrame(
         {
@@ -92,6 +93,8 @@ def raw_labels(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Default outcomes (the labels) of each batch's applications, keyed by application id."""
+    import pandas as pd
+
     dataset = pipeline.settings.dataset
     batches = batches_of_run(context, pipeline)
     separate = dataset.labels_dir is not None

@@ -14,10 +14,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ml_assets.data.contract import DataContract
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The column that records which batch (day) a labelled example came from.
 BATCH_COLUMN = "batch_day"
@@ -75,6 +77,8 @@ def unrecognised_files(folder: Path | None) -> list[Path]:
 
 def read_batch(path: Path) -> pd.DataFrame:
     """Read one batch file as delivered (no coercion: validation judges the raw types)."""
+    import pandas as pd
+
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
@@ -131,6 +135,8 @@ def read_labels(
     batch: BatchFiles, id_column: str, target_column: str, separate: bool
 ) -> pd.DataFrame:
     """The (id, target) pairs of a batch: from its label file, or from the batch itself."""
+    import pandas as pd
+
     if separate:
         if batch.labels is None:
             return pd.DataFrame(

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.assets import batches_of_run
 from ml_assets.data.batches import (
@@ -22,7 +21,6 @@ from ml_assets.data.batches import (
     file_state,
     list_batch_files,
 )
-from ml_assets.data.expectations import Profile, StatisticalPolicy
 from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import quarantine_batch, record_verdict
 from ml_assets.data.validation import GateReport, error_report
@@ -30,6 +28,7 @@ from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
 if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
+    from ml_assets.data.expectations import Profile
     from ml_assets.data.reading import RunData
     from ml_assets.data.rules import RuleSettings
 
@@ -38,7 +37,9 @@ Batches = Mapping[str, BatchFiles]
 Judge = Callable[[Batches, PipelineResource], dict[str, GateReport]]
 
 
-def _profile(pipeline: PipelineResource) -> Profile | None:
+def _profile(pipeline: PipelineResource) -> "Profile | None":
+    from ml_assets.data.expectations import Profile
+
     path = pipeline.reference_profile_path
     return Profile.load(path) if path.exists() else None
 
@@ -80,6 +81,7 @@ def rule_settings(pipeline: PipelineResource) -> "RuleSettings":
 
 
 def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
+    from ml_assets.data.expectations import StatisticalPolicy
     from ml_assets.data.rules import RuleSettings
 
     settings = pipeline.settings
@@ -150,6 +152,8 @@ def judge_run(
     name: str, batches: Batches, pipeline: PipelineResource, judge: Judge, *, run_id: str
 ) -> dg.AssetCheckResult:
     """Judge `batches` with one gate: record each verdict, quarantine ERROR failures, summarise."""
+    import pandas as pd
+
     settings = pipeline.settings
     severity = settings.validation.severity_of(name)
     reports: list[GateReport] = []
@@ -175,20 +179,18 @@ def judge_run(
             )
         reports.append(report)
     failed = [r for r in reports if not r.passed]
-    table = pd.DataFrame(
-        [
-            {
-                "day": r.day,
-                "passed": r.passed,
-                "rows": r.rows,
-                "failing_rows": r.failing_rows,
-                "value": round(r.value, 4),
-                "threshold": r.threshold,
-                "reason": r.reason,
-            }
-            for r in (failed or reports)
-        ]
-    )
+    table = [
+        {
+            "day": r.day,
+            "passed": r.passed,
+            "rows": r.rows,
+            "failing_rows": r.failing_rows,
+            "value": round(r.value, 4),
+            "threshold": r.threshold,
+            "reason": r.reason,
+        }
+        for r in (failed or reports)
+    ]
     cases = (
         pd.concat([r.failure_cases.assign(day=r.day) for r in failed]) if failed else pd.DataFrame()
     )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
 class NumericColumn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     min: float | None = None
     max: float | None = None
@@ -22,7 +22,7 @@ class NumericColumn(BaseModel):
 class DataContract(BaseModel):
     """Columns of a daily batch and the role of each (id, timestamp, target, slice, sensitive)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str
     id_column: str
@@ -59,4 +59,6 @@ class DataContract(BaseModel):
 
 def labels_to_binary(labels: pd.Series, positive_label: int | str) -> np.ndarray:
     """1 where the label is the positive class, else 0."""
+    import numpy as np
+
     return (labels == positive_label).to_numpy(dtype=np.int8)

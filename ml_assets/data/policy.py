@@ -17,7 +17,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {gate.name: gate.default_severity for ga
 class StrictModel(BaseModel):
     """A policy block: unknown keys are errors, values never change after loading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DatasetSettings(DataContract):

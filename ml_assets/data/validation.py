@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from ml_assets.data.contract import DataContract
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pandera.polars as pa
 
 
@@ -48,6 +47,8 @@ class GateReport:
 
 def error_report(check: str, day: str, problem: str) -> GateReport:
     """The verdict of a gate that could not judge a batch: failed, with `problem` as its cause."""
+    import pandas as pd
+
     return GateReport(
         check,
         day,

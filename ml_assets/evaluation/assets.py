@@ -4,14 +4,10 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
-from ml_assets.data.contract import labels_to_binary
-from ml_assets.evaluation.behaviour import load_suite, run_suite
-from ml_assets.evaluation.comparison import mcnemar_exact, paired_bootstrap_auc, slice_comparison
 from ml_assets.evaluation.evidence import (
     Comparison,
     Evaluation,
@@ -19,16 +15,14 @@ from ml_assets.evaluation.evidence import (
     ModelEvidence,
     Reproducibility,
 )
-from ml_assets.evaluation.gates import decide_all, severities
-from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
-from ml_assets.evaluation.operational import measure_scoring
-from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
 from ml_assets.features.examples import SPLIT_COLUMN
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import Settings
 from ml_assets.training.assets import candidate_model
-from ml_assets.training.model import load_model, predict_scores, save_model, train_on_splits
-from ml_assets.training.registry import download_model_file, version_for_alias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 def load_evaluation(pipeline: PipelineResource) -> Evaluation:
@@ -39,12 +33,14 @@ def load_evaluation(pipeline: PipelineResource) -> Evaluation:
 def _side(
     version: str,
     run_id: str | None,
-    y: np.ndarray,
-    scores: np.ndarray,
-    test: pd.DataFrame,
+    y: "np.ndarray",
+    scores: "np.ndarray",
+    test: "pd.DataFrame",
     settings: Settings,
 ) -> ModelEvidence:
     """Metrics, calibration and fairness of one model's scores."""
+    from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
+
     gates, dataset = settings.gates, settings.dataset
     curve = calibration(y, scores, gates.calibration.bins)
     return ModelEvidence(
@@ -64,9 +60,13 @@ def _side(
 
 
 def _reproducibility(
-    examples: pd.DataFrame, test: pd.DataFrame, candidate: dict, scores: np.ndarray, pipeline
+    examples: "pd.DataFrame", test: "pd.DataFrame", candidate: dict, scores: "np.ndarray", pipeline
 ) -> Reproducibility:
     """Retrain with the same data, config and seed; compare the model file and the scores."""
+    import numpy as np
+
+    from ml_assets.training.model import load_model, predict_scores, save_model, train_on_splits
+
     settings = pipeline.settings
     training = settings.training
     window = json.loads(pipeline.training_window_path.read_text())
@@ -90,6 +90,21 @@ def evaluation_report(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """The candidate beside the production model on the same test rows, with every gate verdict."""
+    import pandas as pd
+
+    from ml_assets.data.contract import labels_to_binary
+    from ml_assets.evaluation.behaviour import load_suite, run_suite
+    from ml_assets.evaluation.comparison import (
+        mcnemar_exact,
+        paired_bootstrap_auc,
+        slice_comparison,
+    )
+    from ml_assets.evaluation.gates import decide_all, severities
+    from ml_assets.evaluation.operational import measure_scoring
+    from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
+    from ml_assets.training.model import load_model, predict_scores
+    from ml_assets.training.registry import download_model_file, version_for_alias
+
     settings = pipeline.settings
     dataset, gates = settings.dataset, settings.gates
     timings: dict[str, float] = {}

@@ -3,7 +3,6 @@
 import math
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
 from ml_assets.evaluation.gates import EVALUATION_GATES, EvaluationGate, evidence_for
@@ -44,7 +43,7 @@ def evaluation_gate(gate: EvaluationGate) -> dg.AssetChecksDefinition:
                 else ("block" if severity == "ERROR" else "flag (WARN)"),
                 "severity": severity,
                 "reason": decision.reason,
-                "criteria": markdown_table(pd.DataFrame(decision.table()), max_rows=60),
+                "criteria": markdown_table(decision.table(), max_rows=60),
                 # What the gate decided on (e.g. the reproducibility gate's full hashes).
                 # Distance to the threshold on the passing side; absent when there is no
                 # threshold to be near (no champion, nothing to judge, a yes/no property).

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 class Evidence(BaseModel):
     # NaN and infinity are written as JSON's NaN/Infinity, as json.dumps does, so a value that
     # could not be measured reads back as the same float instead of turning into null.
-    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_inf_nan="constants", defer_build=True
+    )
 
 
 class Calibration(Evidence):

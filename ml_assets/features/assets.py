@@ -3,11 +3,9 @@
 import json
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.assets import raw_batches, raw_labels
 from ml_assets.data.batches import join_labels, locate_batches, read_batch, read_labels
-from ml_assets.data.expectations import build_profile
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import plan_window
 from ml_assets.features.examples import SPLIT_COLUMN, assign_split
@@ -19,6 +17,8 @@ def training_dataset(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Labelled applications from the newest batches that passed every data gate, split by id."""
+    import pandas as pd
+
     settings = pipeline.settings
     dataset, training = settings.dataset, settings.training
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -86,6 +86,10 @@ def reference_profile(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Per-column profile and a seeded sample of the training split: what new batches meet."""
+    import pandas as pd
+
+    from ml_assets.data.expectations import build_profile
+
     settings = pipeline.settings
     examples = pd.read_parquet(pipeline.training_dataset_path)
     train = examples[examples[SPLIT_COLUMN] == "train"]

@@ -3,10 +3,13 @@ scoring share."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ml_assets.data.contract import DataContract
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 SPLIT_COLUMN = "split"
 
@@ -18,6 +21,8 @@ def build_features(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     contract's categories in the contract's order, so codes mean the same in training and serving.
     Sensitive columns are never model inputs.
     """
+    import pandas as pd
+
     missing = [c for c in contract.model_features if c not in frame.columns]
     if missing:
         raise KeyError(f"rows lack model feature column(s) {missing}")
@@ -36,6 +41,9 @@ def assign_split(ids: pd.Series, *, seed: int, validation: float, test: float) -
     The same id always lands in the same split, whatever window it is read in, so no id can be in
     two splits and a retrained model never sees its predecessor's test rows in training.
     """
+    import numpy as np
+    import pandas as pd
+
     # siphash with a seed-derived key: vectorised, and stable across processes and machines.
     key = f"{seed:016d}"[-16:]
     buckets = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key).to_numpy()

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-if TYPE_CHECKING:  # polars is imported when a window gate runs, not when definitions load
-    import polars as pl
-
 from ml_assets.data.contract import DataContract
 from ml_assets.features.examples import SPLIT_COLUMN
+
+if TYPE_CHECKING:  # polars and pandas are imported when a window gate runs, not at load
+    import pandas as pd
+    import polars as pl
 
 
 def read_examples(path: Path, columns: list[str], categorical: list[str]) -> pl.DataFrame:

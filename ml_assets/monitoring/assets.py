@@ -3,9 +3,9 @@
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.assets import raw_batches
 from ml_assets.data.batches import locate_batches, read_batch
@@ -13,9 +13,10 @@ from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import batch_status
 from ml_assets.features.assets import reference_profile
 from ml_assets.metadata import markdown_table
-from ml_assets.monitoring.drift import measure_drift
-from ml_assets.monitoring.gate_history import GateEvaluation, summarise_gate_history
 from ml_assets.resources import PipelineResource
+
+if TYPE_CHECKING:
+    from ml_assets.monitoring.gate_history import GateEvaluation
 
 
 @dg.asset(group_name="monitoring", deps=[raw_batches, reference_profile], code_version="1")
@@ -23,6 +24,10 @@ def drift_report(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Evidently drift of the newest batch that passed the data gates, against the reference."""
+    import pandas as pd
+
+    from ml_assets.monitoring.drift import measure_drift
+
     settings = pipeline.settings
     dataset = settings.dataset
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -126,7 +131,7 @@ def gate_evaluations(
     instance: dg.DagsterInstance,
     keys: Iterable[dg.AssetCheckKey],
     limit: int = HISTORY_LIMIT,
-) -> list[GateEvaluation]:
+) -> "list[GateEvaluation]":
     """The newest `limit` completed evaluations of each check, as GateEvaluation records.
 
     Executions that never produced an evaluation (planned, skipped, or the check raised) have no
@@ -135,6 +140,8 @@ def gate_evaluations(
     from dagster._core.storage.asset_check_execution_record import (
         COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
     )
+
+    from ml_assets.monitoring.gate_history import GateEvaluation
 
     names = gate_names(keys)
     evaluations = []
@@ -166,6 +173,8 @@ def gate_history(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Each gate's runs, failures and nearness to its threshold, flagging gates to review."""
+    from ml_assets.monitoring.gate_history import summarise_gate_history
+
     keys, source = gates_to_summarise(context)
     evaluations = gate_evaluations(context.instance, keys)
     summary = summarise_gate_history(evaluations)

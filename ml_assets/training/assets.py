@@ -6,13 +6,11 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.features.assets import training_dataset
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets.training.lineage import git_commit
-from ml_assets.training.model import save_model, train_on_splits, validation_scores
 from ml_assets.training.registry import MODEL_FILE, append_audit, register_version
 
 
@@ -24,6 +22,10 @@ from ml_assets.training.registry import MODEL_FILE, append_audit, register_versi
 )
 def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """LightGBM model trained on the window's train split, registered in MLflow as a new version."""
+    import pandas as pd
+
+    from ml_assets.training.model import save_model, train_on_splits, validation_scores
+
     # dagster-mlflow is a function-style resource, so both resources come by key, not by argument.
     pipeline: PipelineResource = context.resources.pipeline
     settings = pipeline.settings

@@ -4,25 +4,27 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from ml_assets.features.examples import SPLIT_COLUMN, build_features
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 from ml_assets.training.assets import candidate_model
-from ml_assets.training.model import load_model, predict_scores
-from ml_assets.training.serving import (
-    feature_differences,
-    features_for_records,
-    score_records,
-    to_records,
-)
 
 
 @dg.asset_check(asset=candidate_model, blocking=True)
 def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.AssetCheckResult:
     """Test rows sent as JSON records get the same features and scores as in batch scoring."""
+    import numpy as np
+    import pandas as pd
+
+    from ml_assets.training.model import load_model, predict_scores
+    from ml_assets.training.serving import (
+        feature_differences,
+        features_for_records,
+        score_records,
+        to_records,
+    )
+
     settings = pipeline.settings
     dataset = settings.dataset
     candidate = json.loads(pipeline.candidate_path.read_text())
