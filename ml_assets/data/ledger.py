@@ -63,7 +63,8 @@ def record_verdict(
         evaluated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     path = verdict_path(ledger_dir, check, batch.day)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(verdict.__dict__, indent=1))
     tmp.replace(path)

@@ -844,14 +844,15 @@ def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateR
 # --- leakage ----------------------------------------------------------------------------------
 
 
-def _auc_from_counts(counts: pl.LazyFrame, group: str) -> pl.LazyFrame:
-    """Per group, the ROC AUC of a score from its counts (one row per group and score, with the
-    positives "pos" and rows "n" at that score); rows of equal score are ties, half a pair each:
-    the Mann-Whitney statistic, the number sklearn's roc_auc_score gives."""
+def _auc_from_counts(counts: pl.LazyFrame, group: str, *, unique: bool) -> pl.LazyFrame:
+    """Per group, the ROC AUC of a score from its counts (rows of group and score, with the
+    positives "pos" and rows "n" at that score; `unique` when no (group, score) repeats); rows
+    of equal score are ties, half a pair each: the Mann-Whitney statistic, the number sklearn's
+    roc_auc_score gives."""
+    if not unique:
+        counts = counts.group_by(group, "score").agg(pl.col("pos").sum(), pl.col("n").sum())
     ordered = (
-        counts.group_by(group, "score")
-        .agg(pl.col("pos").sum(), pl.col("n").sum())
-        .sort(group, "score", nulls_last=False)
+        counts.sort(group, "score", nulls_last=False)
         .with_columns(neg=pl.col("n") - pl.col("pos"))
         .with_columns(below=pl.col("neg").cum_sum().over(group) - pl.col("neg"))
     )
@@ -897,7 +898,9 @@ def single_feature_aucs(
                 .select(group, (pl.col("pos") / pl.col("n")).alias("score"), "pos", "n")
             )
         names.append(name)
-        tables.append(_auc_from_counts(counts, group))
+        # Numeric counts are already one row per (group, value); categories sharing a positive
+        # rate share a score, so theirs are summed again.
+        tables.append(_auc_from_counts(counts, group, unique=name in contract.numeric_columns))
     base = lazy.group_by(group).agg(y.sum().alias("P"), (pl.len() - y.sum()).alias("N"))
     collected = pl.collect_all([base, *tables])
     aucs = collected[0]
