@@ -30,6 +30,11 @@ class PipelineResource(dg.ConfigurableResource):
         return self.data_dir / "validation"
 
     @property
+    def sketches_dir(self) -> Path:
+        """A row sketch per judged batch (data/redelivery), for comparing later batches."""
+        return self.data_dir / "sketches"
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
 

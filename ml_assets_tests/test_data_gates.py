@@ -154,8 +154,10 @@ def test_future_timestamps_are_stopped(tmp_path, instance):
     assert (project.pipeline.quarantine_dir / day).exists()
 
 
-def test_redelivered_rows_under_new_ids_cross_splits_and_block_training(tmp_path, instance):
-    project = _baseline(tmp_path, instance)
+def test_a_redelivered_batch_is_quarantined_and_names_its_source(tmp_path, instance):
+    """The last day's rows again, under new ids and a day later: that batch alone is kept out
+    of training, named with the batch it repeats; the window trains on the others."""
+    project = _baseline(tmp_path, instance, model=False)
     features_dir, labels_dir = (
         project.settings.dataset.features_dir,
         project.settings.dataset.labels_dir,
@@ -167,17 +169,38 @@ def test_redelivered_rows_under_new_ids_cross_splits_and_block_training(tmp_path
     copy["application_id"] = copy["application_id"].map(new_ids)
     copy["application_ts"] = copy["application_ts"] + pd.Timedelta(days=1)
     labels["application_id"] = labels["application_id"].map(new_ids)
-    copy.to_parquet(features_dir / f"{day}.parquet")
+    copy.sample(frac=1.0, random_state=0).to_parquet(features_dir / f"{day}.parquet")
     labels.to_parquet(labels_dir / f"{day}.parquet")
-    assert ingest(project, instance, [day]).success  # each batch alone is fine
-    before = _state(project)
-    result = train(project, instance)
-    check = _evaluation(result, "training_dataset_splits_are_disjoint")
-    assert not check.passed and check.metadata["duplicate_rows_across_splits"].value > 0
-    assert "candidate_model" not in {
-        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
-    }
-    assert _state(project) == before
+    result = ingest(project, instance, [day])
+    check = _evaluation(result, "raw_batches_not_redelivered")
+    assert not check.passed and check.metadata["failed_days"].value == day
+    assert (
+        BASELINE[-1] in check.description and BASELINE[-1] in check.metadata["failure_cases"].value
+    )
+    assert (project.pipeline.quarantine_dir / day).exists()
+    assert _window(project, instance).success
+    window = json.loads(project.pipeline.training_window_path.read_text())
+    assert day not in window["days"] and BASELINE[-1] in window["days"]
+
+
+def test_coarse_rows_that_repeat_by_chance_do_not_block(tmp_path, instance):
+    """A dataset of a few coarse features, where most rows repeat rows of other batches."""
+    project = make_project(tmp_path / "p", validation={"min_labels_per_class": 10})
+    days = project.write_days(START, 6)
+    features_dir = project.settings.dataset.features_dir
+    contract = project.settings.dataset
+    for day in days:  # ten possible feature rows: two categories vary, the rest is constant
+        frame = pd.read_parquet(features_dir / f"{day}.parquet")
+        for column, spec in contract.numeric_columns.items():
+            frame[column] = float(spec.min if spec.min is not None else 0.0)
+        for column, allowed in contract.categorical_columns.items():
+            if column not in ("sex", "age_band"):
+                frame[column] = allowed[0]
+        frame.to_parquet(features_dir / f"{day}.parquet")
+    result = ingest(project, instance, days)
+    check = _evaluation(result, "raw_batches_not_redelivered")
+    assert check.passed, check.description
+    assert check.metadata["value"].value > 0.5  # rows do repeat across batches
 
 
 def test_too_few_labels_per_class_blocks_training(tmp_path, instance):

@@ -33,6 +33,7 @@ SNAPSHOT = {
         "evaluation_report:candidate_training_is_reproducible",
         "raw_batches:raw_batches_match_reference_profile",
         "raw_batches:raw_batches_match_schema",
+        "raw_batches:raw_batches_not_redelivered",
         "raw_batches:raw_batches_timestamps_not_in_future",
         "raw_labels:raw_labels_join_raw_batches",
         "raw_labels:raw_labels_not_leaked_into_features",

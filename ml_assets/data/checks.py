@@ -22,7 +22,7 @@ from ml_assets.data.batches import (
     list_batch_files,
 )
 from ml_assets.data.gates import DATA_GATES, GateSpec
-from ml_assets.data.ledger import quarantine_batch, record_verdict
+from ml_assets.data.ledger import load_sketches, quarantine_batch, record_verdict, save_sketches
 from ml_assets.data.validation import GateReport, error_report
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate run
     from ml_assets.data.rules import RuleSettings
 
 Batches = Mapping[str, BatchFiles]
+REDELIVERY_GATE = "raw_batches_not_redelivered"  # its rule keeps each judged batch's sketch
 # A judge gives every batch of a run its report, in one pass over the run's batches.
 Judge = Callable[[Batches, PipelineResource], dict[str, GateReport]]
 
@@ -76,6 +77,7 @@ def rule_settings(pipeline: PipelineResource) -> "RuleSettings":
         file_state(Path(settings.source)),
         file_state(pipeline.reference_profile_path),
         file_state(Path(settings.dataset.features_dir)),
+        file_state(pipeline.sketches_dir),
     )
     return cached(key, lambda: _rule_settings(pipeline))
 
@@ -99,6 +101,10 @@ def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
         sample_rows=validation.failing_rows_sample,
         label_delay_days=validation.label_delay_days,
         newest_day=max(delivered) if delivered else None,
+        min_redelivered_share=validation.min_redelivered_share,
+        earlier_sketches=load_sketches(
+            pipeline.sketches_dir, list_batch_files(dataset.features_dir)
+        ),
     )
 
 
@@ -111,7 +117,7 @@ def rule_judge(name: str) -> Judge:
     """
 
     def judge(batches: Batches, pipeline: PipelineResource) -> dict[str, GateReport]:
-        from ml_assets.data.rules import RULES
+        from ml_assets.data.rules import RULES, run_sketches
 
         rule, settings = RULES[name], rule_settings(pipeline)
         run = run_data(batches, pipeline)
@@ -122,7 +128,10 @@ def rule_judge(name: str) -> Judge:
         if not run.days:
             return reports
         try:
-            return reports | rule(run, settings)
+            reports |= rule(run, settings)
+            if name == REDELIVERY_GATE:  # later runs compare their batches with these
+                save_sketches(pipeline.sketches_dir, run_sketches(run, settings.contract))
+            return reports
         except Exception as error:  # isolate the batch(es) it raises on: judged alone below
             if len(run.days) == 1:
                 return reports | {run.days[0]: _raised(name, run.days[0], error)}

@@ -48,6 +48,12 @@ DATA_GATES: tuple[GateSpec, ...] = (
         "ERROR",
     ),
     GateSpec(
+        "raw_batches_not_redelivered",
+        "raw_batches",
+        "No batch repeats an earlier batch's rows under new ids, beyond what chance explains.",
+        "ERROR",
+    ),
+    GateSpec(
         "raw_labels_join_raw_batches",
         "raw_labels",
         "Every batch row has a label and every label has a batch row; label values are allowed.",

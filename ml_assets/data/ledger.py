@@ -11,11 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ml_assets.data.batches import BatchFiles, data_version
 from ml_assets.data.validation import GateReport
+
+if TYPE_CHECKING:
+    from ml_assets.data.redelivery import Sketch
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,30 @@ def record_verdict(
     tmp.write_text(json.dumps(verdict.__dict__, indent=1))
     tmp.replace(path)
     return verdict
+
+
+def save_sketches(sketches_dir: Path, sketches: Mapping[str, Sketch]) -> None:
+    """Keep each judged batch's row sketch, for the re-delivery rule of later runs."""
+    sketches_dir.mkdir(parents=True, exist_ok=True)
+    for day, sketch in sketches.items():
+        path = sketches_dir / f"{day}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sketch.as_json()))
+        tmp.replace(path)
+
+
+def load_sketches(sketches_dir: Path, days: Iterable[str]) -> tuple[Sketch, ...]:
+    """The kept sketches of `days` (the batches whose files are still delivered)."""
+    from ml_assets.data.redelivery import Sketch
+
+    if not sketches_dir.is_dir():
+        return ()
+    found = []
+    for day in days:
+        path = sketches_dir / f"{day}.json"
+        if path.exists():
+            found.append(Sketch.from_json(json.loads(path.read_text())))
+    return tuple(found)
 
 
 def read_verdict(ledger_dir: Path, check: str, day: str) -> Verdict | None:

@@ -53,6 +53,9 @@ class ValidationSettings(StrictModel):
     label_delay_days: int = Field(0, ge=0)
     failing_rows_sample: int = Field(10, ge=1)
     max_single_feature_auc: float = Field(0.98, gt=0.5, le=1)
+    # A batch whose rows are at least this share of one earlier batch's rows, well beyond how
+    # often its rows repeat by chance, is a re-delivery (data/redelivery).
+    min_redelivered_share: float = Field(0.9, gt=0, le=1)
     leakage_sample_rows: int = Field(200_000, ge=1000)
     min_labels_per_class: int = Field(50, ge=1)
     parity_sample_rows: int = Field(200, ge=1)

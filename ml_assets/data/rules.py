@@ -1,4 +1,4 @@
-"""The six per-batch data-gate rules, each written once, over the run's batches read once.
+"""The seven per-batch data-gate rules, each written once, over the run's batches read once.
 
 Each rule is one vectorised decision over a per-day table of statistics (data/reading stacks
 the batches; `day_statistics` takes every per-day aggregate the rules decide on in one group-by
@@ -32,6 +32,12 @@ from ml_assets.data.expectations import (
     std_ratio,
 )
 from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
+from ml_assets.data.redelivery import (
+    Sketch,
+    containment,
+    judge_redelivery,
+    sketches,
+)
 from ml_assets.data.validation import EXPECTATION_CASE_COLUMNS, GateReport, batch_schema
 
 SCHEMA_CASE_COLUMNS = ["schema_context", "column", "check", "failure_case", "index"]
@@ -51,6 +57,9 @@ class RuleSettings:
     sample_rows: int
     label_delay_days: int = 0
     newest_day: str | None = None  # the newest batch delivered (labels may lag it)
+    min_redelivered_share: float = 0.9
+    # Sketches of the batches judged before this run (data/redelivery), whose files remain.
+    earlier_sketches: tuple[Sketch, ...] = ()
 
 
 _EMPTY: dict[tuple[str, ...], pd.DataFrame] = {}
@@ -1031,10 +1040,80 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
     return reports
 
 
+# --- re-delivery ------------------------------------------------------------------------------
+
+
+def run_sketches(run: RunData, contract: DataContract) -> dict[str, Sketch]:
+    """The sketch of each batch of the run (data/redelivery), computed once per run."""
+    if "sketches" not in run.memo:
+        found: dict[str, Sketch] = {}
+        for stack in run.stacks:
+            found |= sketches(stack.frame, DAY, contract.feature_columns, stack.days)
+        run.memo["sketches"] = found
+    return run.memo["sketches"]
+
+
+REDELIVERY_CASE_COLUMNS = ["earlier_batch", "share_of_rows"]
+
+
+def judge_redelivered(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+    """No batch repeats an earlier batch's rows (under new ids) beyond what chance explains.
+
+    Each batch is compared with every earlier batch: those judged before this run (their
+    sketches) and the run's own earlier days.
+    """
+    mine = run_sketches(run, settings.contract)
+    earlier = [s for s in settings.earlier_sketches if s.day not in mine] + list(mine.values())
+    reports = {}
+
+    for stack in run.stacks:
+        for i, day in enumerate(stack.days):
+            rows = int(stack.rows[i])
+            if day not in mine:  # a batch with no rows has no sketch
+                verdict = None
+            else:
+                verdict = judge_redelivery(mine[day], earlier, settings.min_redelivered_share)
+            if verdict is None or not verdict.redelivered:
+                reports[day] = GateReport(
+                    "redelivery",
+                    day,
+                    True,
+                    rows,
+                    0,
+                    verdict.share if verdict else 0.0,
+                    verdict.threshold if verdict else settings.min_redelivered_share,
+                    _empty(REDELIVERY_CASE_COLUMNS),
+                    _empty([]),
+                    verdict.reason if verdict else "the batch has no rows",
+                )
+                continue
+            shares = {e.day: containment(mine[day], e) for e in earlier if e.day in verdict.sources}
+            cases = pd.DataFrame(
+                {
+                    "earlier_batch": list(verdict.sources),
+                    "share_of_rows": [round(shares[d], 4) for d in verdict.sources],
+                }
+            )
+            reports[day] = GateReport(
+                "redelivery",
+                day,
+                False,
+                rows,
+                round(verdict.share * rows),
+                verdict.share,
+                verdict.threshold,
+                cases,
+                _rows_of(stack, i).head(settings.sample_rows),
+                verdict.reason,
+            )
+    return reports
+
+
 RULES = {
     "raw_batches_match_schema": judge_schema,
     "raw_batches_timestamps_not_in_future": judge_timestamps,
     "raw_batches_match_reference_profile": judge_statistics,
+    "raw_batches_not_redelivered": judge_redelivered,
     "raw_labels_join_raw_batches": judge_label_join,
     "raw_labels_positive_rate_matches_reference": judge_positive_rate,
     "raw_labels_not_leaked_into_features": judge_leakage,

@@ -13,7 +13,8 @@ WINDOW_GATES: tuple[GateSpec, ...] = (
     GateSpec(
         "training_dataset_splits_are_disjoint",
         "training_dataset",
-        "No application id sits in two splits and no identical feature row crosses splits.",
+        "No id sits in two splits (identical feature rows in two splits are counted, not "
+        "blocked: a re-delivered batch is raw_batches_not_redelivered's).",
         "ERROR",
     ),
     GateSpec(

@@ -1,0 +1,174 @@
+"""Re-delivered batches: an earlier batch's rows sent again, under new ids or a new date.
+
+Each batch is summarised by a bottom-k sketch of the multiset of its feature rows (id,
+timestamp and label left out: a re-delivery carries new ids and may be re-stamped). Two
+sketches estimate the share of one batch's rows that are rows of the other (containment), in
+O(k) whatever the batches' sizes, so a new batch is compared with every earlier one without
+reading their files again.
+
+Data with few, coarse features repeats rows legitimately, across batches too. What a batch
+shares with batches it was not copied from is measured on its own containments in the earlier
+batches (their median, and a robust spread no smaller than the sketch's sampling error) or,
+with fewer than three earlier batches, on the batch alone (the containment between two random
+halves of it, which understates chance, so its shortfall from 1 is halved). An earlier batch
+is the source of a re-delivery only when the containment in it reaches the policy's share,
+lies more than halfway from that chance level to 1 and more than six spreads above it. When
+no share could pass that bar, a re-delivery cannot be told from chance and nothing is flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import polars as pl
+
+SKETCH_SIZE = 512  # the estimate's standard error is at most 0.5 / sqrt(512), about 0.02
+OUTLIER_SPREADS = 6  # how far above chance a source's containment must lie, in spreads
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """One batch's rows in brief: the `SKETCH_SIZE` smallest hashes of its (row, occurrence)
+    pairs, how many rows it holds, and the containment between two random halves of it."""
+
+    day: str
+    rows: int
+    half_share: float
+    hashes: np.ndarray  # sorted uint64
+    hasher: str  # sketches compare only when hashed by the same library version
+
+    def as_json(self) -> dict:
+        return {
+            "day": self.day,
+            "rows": self.rows,
+            "half_share": self.half_share,
+            "hasher": self.hasher,
+            "hashes": [int(h) for h in self.hashes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Sketch:
+        return cls(
+            day=data["day"],
+            rows=int(data["rows"]),
+            half_share=float(data["half_share"]),
+            hashes=np.array(data["hashes"], dtype=np.uint64),
+            hasher=data["hasher"],
+        )
+
+
+def hasher() -> str:
+    import polars as pl
+
+    return f"polars {pl.__version__}"
+
+
+def sketches(frame: pl.DataFrame, day_column: str, columns: list[str], days: tuple[str, ...]):
+    """A sketch per day of `frame` (rows of day k carry `day_column` == k), over `columns`.
+
+    A missing number hashes as one value whether it is NaN or null.
+    """
+    import polars as pl
+
+    values = [
+        pl.col(c).fill_nan(None) if frame.schema[c].is_float() else pl.col(c)
+        for c in columns
+        if c in frame.columns
+    ]
+    rows = frame.select(pl.col(day_column), pl.struct(values).hash(seed=0).alias("row"))
+    occurrence = pl.int_range(pl.len()).over(day_column, "row")
+    lazy = rows.lazy().with_columns(
+        pl.struct("row", occurrence.alias("k")).hash(seed=1).alias("item"),
+        # A seeded coin per row: the two halves the batch's own chance level is measured on.
+        (pl.int_range(pl.len()).hash(seed=2) % 2).alias("half"),
+    )
+    table = lazy.group_by(day_column).agg(
+        pl.len().alias("rows"), pl.col("item").bottom_k(SKETCH_SIZE).sort().alias("hashes")
+    )
+    halves = (
+        lazy.group_by(day_column, "row")
+        .agg((pl.col("half") == 0).sum().alias("a"), (pl.col("half") == 1).sum().alias("b"))
+        .group_by(day_column)
+        .agg(
+            (pl.min_horizontal("a", "b").sum() / pl.max_horizontal(pl.col("a").sum(), 1)).alias(
+                "half_share"
+            )
+        )
+    )
+    table, halves = pl.collect_all([table, halves])
+    table = table.join(halves, on=day_column, how="left")
+    name = hasher()
+    return {
+        days[k]: Sketch(days[k], int(n), float(r or 0.0), np.array(h, dtype=np.uint64), name)
+        for k, n, r, h in table.select(day_column, "rows", "half_share", "hashes").iter_rows()
+    }
+
+
+def containment(batch: Sketch, earlier: Sketch) -> float:
+    """Estimated share of `batch`'s rows that are rows of `earlier` (as multisets).
+
+    From the Jaccard similarity J of the two sketches (the share of the k smallest hashes of
+    their union found in both; exact when both batches hold fewer than k rows):
+    |A and B| = J (|A| + |B|) / (1 + J).
+    """
+    if batch.rows == 0 or earlier.rows == 0:
+        return 0.0
+    union = np.union1d(batch.hashes, earlier.hashes)[:SKETCH_SIZE]
+    both = np.intersect1d(batch.hashes, earlier.hashes, assume_unique=True)
+    jaccard = np.isin(union, both, assume_unique=True).mean()
+    shared = jaccard * (batch.rows + earlier.rows) / (1 + jaccard)
+    return float(min(1.0, shared / batch.rows))
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """The verdict on one batch: re-delivered or not, from which earlier batch(es)."""
+
+    day: str
+    redelivered: bool
+    share: float  # the largest containment in an earlier batch
+    threshold: float  # the share above which this batch counts as re-delivered
+    chance: float  # how often rows coincide by chance at this data's coarseness
+    sources: tuple[str, ...]  # the earlier batches it repeats, most similar first
+    reason: str
+
+
+def judge_redelivery(batch: Sketch, earlier: list[Sketch], min_share: float) -> Redelivery:
+    """Whether `batch` repeats one of the `earlier` batches beyond chance (see the module)."""
+    comparable = [e for e in earlier if e.hasher == batch.hasher and e.day < batch.day]
+    if not comparable:
+        return Redelivery(batch.day, False, 0.0, min_share, 0.0, (), "no earlier batch")
+    shares = np.array([containment(batch, e) for e in comparable])
+    if len(comparable) >= 3:
+        chance = float(np.median(shares))
+        spread = max(
+            1.4826 * float(np.median(np.abs(shares - chance))),
+            float(np.sqrt(chance * (1 - chance) / SKETCH_SIZE)),
+        )
+        threshold = max(min_share, chance + (1 - chance) / 2, chance + OUTLIER_SPREADS * spread)
+    else:
+        chance = 1 - (1 - batch.half_share) / 2
+        threshold = max(min_share, chance + (1 - chance) / 2)
+    order = np.lexsort(([e.day for e in comparable], -shares))
+    best = float(shares[order[0]])
+    if threshold > 1:
+        reason = (
+            f"this batch shares {chance:.0%} of its rows with earlier batches by chance: a "
+            "re-delivery cannot be told from chance"
+        )
+        return Redelivery(batch.day, False, best, threshold, chance, (), reason)
+    sources = tuple(comparable[k].day for k in order if shares[k] >= threshold)
+    if sources:
+        reason = (
+            f"{best:.0%} of the batch's rows are rows of the batch of {sources[0]}"
+            + (f" (and {len(sources) - 1} more)" if len(sources) > 1 else "")
+            + f": re-delivered (threshold {threshold:.0%}; {chance:.0%} shared by chance)"
+        )
+        return Redelivery(batch.day, True, best, threshold, chance, sources, reason)
+    closest = comparable[order[0]].day
+    reason = f"at most {best:.1%} of the batch's rows are rows of an earlier batch ({closest})"
+    return Redelivery(batch.day, False, best, threshold, chance, (), reason)
