@@ -65,6 +65,7 @@ class Project:
         scenario: str = "stable",
         rows: int = 300,
         scenario_start: dt.date | None = None,
+        coarse: bool = False,
     ) -> list[str]:
         """Write `days` demo batches from `start`; the scenario applies from `scenario_start`
         (default: all of them) to the last day."""
@@ -79,6 +80,7 @@ class Project:
             scenario=scenario,
             scenario_start=scenario_start or start,
             scenario_end=start + dt.timedelta(days=days - 1),
+            coarse=coarse,
         )
         return [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
 
@@ -123,8 +125,13 @@ def make_project(root: Path, **overrides) -> Project:
     raw["validation"].update(min_labels_per_class=10, parity_sample_rows=50)
     # A few hundred test rows: the statistical gates get bounds that fit that noise; tests of
     # those gates set their own.
-    raw["gates"]["floors"].update(min_roc_auc=0.7, min_pr_auc=0.25, max_log_loss=0.45, min_f1=0.3)
-    raw["gates"]["calibration"].update(max_ece=0.1, max_brier=0.15)
+    # Relative to the base rate, so that they hold on the coarse 30% variant too.
+    raw["gates"]["floors"].update(min_roc_auc=0.7, min_log_loss_skill=0.0, min_f1=0.3)
+    raw["gates"]["calibration"].update(min_brier_skill=0.0, max_relative_ece=1.0)
+    # The demo's labels are close to logistic in its features: a model trained on ~2,000 rows
+    # trails a logistic regression (on the 180,000-row demo window it leads, 0.843 vs 0.842).
+    # The baseline gate only warns here; its own tests run it at ERROR.
+    raw["gates"]["baselines"].update(severity="WARN", min_roc_auc_gain=-0.05)
     raw["gates"]["fairness"].update(
         max_demographic_parity_difference=0.25, max_equalized_odds_difference=0.5
     )

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from ml_assets.data.contract import DataContract
 from ml_assets.evaluation import gates
+from ml_assets.evaluation.baselines import (
+    f1_maximising_threshold,
+    logistic_regression_scores,
+    prior_scores,
+)
 from ml_assets.evaluation.behaviour import (
     BehaviourSuite,
     Perturbation,
@@ -23,6 +29,7 @@ from ml_assets.evaluation.comparison import (
     weighted_aucs,
 )
 from ml_assets.evaluation.evidence import (
+    Baselines,
     BehaviourCase,
     Calibration,
     Evaluation,
@@ -33,7 +40,9 @@ from ml_assets.evaluation.evidence import (
 )
 from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
 from ml_assets.evaluation.policy import (
+    BaselineGate,
     BehaviourGate,
+    CalibrationGate,
     ChampionGate,
     FloorGate,
     ReproducibilityGate,
@@ -139,17 +148,89 @@ def test_group_fairness_parity_difference():
     assert {g["group"] for g in result["groups"]} == {"f", "m"}
 
 
+def _baselines(y, logistic_scores):
+    rate = float(np.mean(y))
+    return Baselines(
+        train_positive_rate=rate,
+        prior=classification_metrics(y, prior_scores(rate, len(y)), 0.5),
+        logistic_regression=classification_metrics(y, logistic_scores, 0.5),
+        logistic_train_rows=len(y),
+    )
+
+
 def test_metric_floors_and_champion_directions():
-    metrics = classification_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.8, 0.3, 0.6]), 0.5)
-    assert gates.metric_floors(metrics, FloorGate(min_roc_auc=0.9)).passed
-    failed = gates.metric_floors(metrics, FloorGate(max_log_loss=0.1))
+    y = np.array([0, 1, 0, 1])
+    metrics = classification_metrics(y, np.array([0.1, 0.8, 0.3, 0.6]), 0.5)
+    base = _baselines(y, np.array([0.4, 0.6, 0.5, 0.5]))
+    assert gates.metric_floors(metrics, base, FloorGate(min_roc_auc=0.9)).passed
+    failed = gates.metric_floors(metrics, base, FloorGate(max_log_loss=0.1))
     assert not failed.passed and failed.margin < 0 and "log_loss" in failed.reason
+    # Log loss 0.299 against the base rate's ln 2 = 0.693: skill 1 - 0.299 / 0.693 = 0.568.
+    skill = gates.metric_floors(metrics, base, FloorGate(min_log_loss_skill=0.6))
+    assert not skill.passed and "skill" in skill.reason
+    (row,) = [c for c in skill.criteria if "skill" in c.name]
+    assert row.value == pytest.approx(1 - metrics["log_loss"] / math.log(2))
+    assert not gates.metric_floors(metrics, None, FloorGate()).passed  # no baseline evidence
     worse = {**metrics, "log_loss": metrics["log_loss"] + 0.05}
     regression = gates.champion_regression(
         worse, metrics, ChampionGate(max_regression={"log_loss": 0.01})
     )
     assert not regression.passed and regression.reference == pytest.approx(metrics["log_loss"])
     assert gates.champion_regression(worse, None, ChampionGate()).reason.startswith("no champion")
+
+
+def test_the_candidate_must_beat_the_prior_and_the_logistic_regression():
+    y = np.array([0, 1, 0, 1, 0, 1])
+    good = classification_metrics(y, np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7]), 0.5)
+    weaker_lr = _baselines(y, np.array([0.4, 0.6, 0.5, 0.4, 0.3, 0.7]))
+    assert gates.beats_baselines(good, weaker_lr, BaselineGate()).passed
+    better_lr = _baselines(y, np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7]))  # ties the candidate
+    assert gates.beats_baselines(good, better_lr, BaselineGate()).passed
+    assert not gates.beats_baselines(good, better_lr, BaselineGate(min_roc_auc_gain=0.01)).passed
+    hopeless = classification_metrics(y, np.full(6, 0.5), 0.5)  # the prior itself
+    decision = gates.beats_baselines(hopeless, weaker_lr, BaselineGate())
+    assert not decision.passed and "base-rate" in decision.reason
+
+
+def test_calibration_is_judged_against_the_base_rate():
+    y = np.array([0] * 7 + [1] * 3)  # rarer class rate 0.3
+    base = _baselines(y, np.full(10, 0.3))
+    curve = Calibration(ece=0.06, brier=0.15, bin_mean_score=[], bin_positive_rate=[], bin_rows=[])
+    policy = CalibrationGate(max_relative_ece=0.25, min_brier_skill=0.0)
+    assert gates.calibration(curve, None, base, policy).passed  # 0.06 / 0.3 = 0.2 <= 0.25
+    off = curve.model_copy(update={"ece": 0.09})
+    assert not gates.calibration(off, None, base, policy).passed  # 0.3 > 0.25
+    # The base rate's Brier is 0.21: 0.15 is skill 1 - 0.15 / 0.21 = 0.286.
+    assert not gates.calibration(
+        curve, None, base, policy.model_copy(update={"min_brier_skill": 0.3})
+    ).passed
+
+
+def test_the_f1_maximising_threshold_and_the_logistic_baseline():
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.65, 0.7, 0.9])
+    # At 0.35: 4 positives flagged of 5 flagged, recall 1: F1 = 2 * 0.8 * 1 / 1.8 = 0.889.
+    assert f1_maximising_threshold(y, scores) == pytest.approx(0.35)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "c": rng.choice(["a", "b"], 400)})
+    target = ((frame["x"] > 0) ^ (frame["c"] == "b")).astype(int).to_numpy()
+    contract = DataContract(
+        name="toy",
+        id_column="id",
+        timestamp_column="ts",
+        target_column="y",
+        positive_label=1,
+        label_values=[0, 1],
+        numeric_columns={"x": {"min": None, "max": None}},
+        categorical_columns={"c": ["a", "b"]},
+    )
+    scores = logistic_regression_scores(frame, target, frame, contract, seed=0)
+    assert scores.shape == (400,) and scores.min() >= 0 and scores.max() <= 1
+    # An interaction a linear model cannot represent: no better than chance.
+    assert roc_auc_score(target, scores) < 0.6
+    linear = frame["x"].gt(0).astype(int).to_numpy()  # a threshold on x: a linear model's
+    fitted = logistic_regression_scores(frame, linear, frame, contract, seed=0)
+    assert roc_auc_score(linear, fitted) > 0.99
 
 
 def test_significance_rules():

@@ -22,6 +22,7 @@ SNAPSHOT = {
     ],
     "checks": [
         "candidate_model:candidate_model_matches_serving_path",
+        "evaluation_report:candidate_beats_baselines",
         "evaluation_report:candidate_is_calibrated",
         "evaluation_report:candidate_is_fair_across_groups",
         "evaluation_report:candidate_meets_metric_floors",

@@ -61,7 +61,10 @@ def staged(tmp_path_factory) -> Staged:
 
 def _staged(root) -> Iterator[Staged]:
     # Behaviour at ERROR here: the crafted evidence decides, not a small model's wiggles.
-    project = make_project(root / "project", gates={"behaviour": {"severity": "ERROR"}})
+    project = make_project(
+        root / "project",
+        gates={"behaviour": {"severity": "ERROR"}, "baselines": {"severity": "ERROR"}},
+    )
     days = project.write_days(START, 10)
     home = root / "dagster_home"
     home.mkdir()
@@ -80,11 +83,23 @@ def _staged(root) -> Iterator[Staged]:
     fast = evaluation.operational.model_copy(
         update={"p50_ms": 1.0, "p99_ms": 2.0, "rows_per_second": 1e6, "peak_rss_mb": 300.0}
     )
+    metrics = evaluation.candidate.metrics
+    # The baselines too: a small model's margin over a logistic regression must not decide.
+    easy = evaluation.baselines.model_copy(
+        update={
+            "prior": {**evaluation.baselines.prior, "log_loss": metrics["log_loss"] + 0.2},
+            "logistic_regression": {
+                **evaluation.baselines.logistic_regression,
+                "roc_auc": metrics["roc_auc"] - 0.05,
+            },
+        }
+    )
     passing = evaluation.model_copy(
         update={
             "candidate": evaluation.candidate.model_copy(update={"version": str(v2.version)}),
             "behaviour": [],
             "operational": fast,
+            "baselines": easy,
         }
     )
     yield Staged(project, instance, passing)
@@ -92,7 +107,7 @@ def _staged(root) -> Iterator[Staged]:
 
 
 def _judge(staged: Staged, evaluation: Evaluation) -> dg.ExecuteInProcessResult:
-    """The nine evaluation checks and staging_model on `evaluation`, in one run."""
+    """The ten evaluation checks and staging_model on `evaluation`, in one run."""
     evaluation.save(staged.project.pipeline.evaluation_path)
     return dg.materialize(
         [*ASSETS, *CHECKS],
@@ -112,13 +127,21 @@ def _staging(staged: Staged) -> str | None:
 def _breaks(gate: str, e: Evaluation) -> Evaluation:
     """`e` with the evidence of `gate` pushed beyond the test project's policy."""
     candidate = e.candidate
-    if gate == "candidate_meets_metric_floors":
+    if gate == "candidate_meets_metric_floors":  # F1 alone: a lower AUC breaks the baselines
         return e.model_copy(
             update={
                 "candidate": candidate.model_copy(
-                    update={"metrics": {**candidate.metrics, "roc_auc": 0.5}}
+                    update={"metrics": {**candidate.metrics, "f1": 0.01}}
                 )
             }
+        )
+    if gate == "candidate_beats_baselines":
+        logistic = {
+            **e.baselines.logistic_regression,
+            "roc_auc": candidate.metrics["roc_auc"] + 0.2,
+        }
+        return e.model_copy(
+            update={"baselines": e.baselines.model_copy(update={"logistic_regression": logistic})}
         )
     if gate == "candidate_not_worse_than_production":
         better = {**candidate.metrics, "roc_auc": candidate.metrics["roc_auc"] + 0.1}

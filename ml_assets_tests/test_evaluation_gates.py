@@ -9,6 +9,7 @@ in test_evaluation_checks.py, its arithmetic with known answers in test_core_eva
 
 import dagster as dg
 
+from ml_assets.evaluation.assets import load_evaluation
 from ml_assets.training.registry import version_for_alias
 from ml_assets_tests.conftest import (
     START,
@@ -26,6 +27,7 @@ def _project(tmp_path, name="p", gates=None, training=None):
     # Enough data here for the behaviour cases to run at ERROR; a model trained on ~5,000 rows
     # still has a few percent of non-monotone wiggles (the demo's model: 0.1%), hence 5%.
     base_gates["behaviour"].update(severity="ERROR", max_failure_rate=0.05)
+    base_gates["baselines"].update(severity="ERROR")
     for section, values in (gates or {}).items():
         base_gates[section].update(values)
     overrides = {"gates": base_gates}
@@ -80,7 +82,7 @@ def test_passing_path_all_gates_green(tmp_path, instance):
     gates = [
         e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["evaluation_report"]
     ]
-    assert len(gates) == 9 and all(e.passed for e in gates)
+    assert len(gates) == 10 and all(e.passed for e in gates)
     assert all(e.severity == dg.AssetCheckSeverity.ERROR for e in gates)
     assert _aliases(project) == {"staging": "1", "production": None}
     report = project.pipeline.reports_dir / "evaluation" / "v1"
@@ -99,6 +101,24 @@ def test_passing_path_all_gates_green(tmp_path, instance):
         .value
     )
     assert reproducible["candidate_sha256"] == reproducible["retrained_sha256"]
+
+
+def test_coarse_data_with_another_base_rate_reaches_staging_on_the_defaults(tmp_path, instance):
+    """Banded numbers and a 30% positive rate (the simulator's coarse variant), no behaviour
+    cases: the base-rate-relative defaults judge it, and the model beats its baselines."""
+    project = make_project(tmp_path / "coarse", gates={"behaviour": {"cases": None}})
+    days = project.write_days(START, 8, rows=ROWS, coarse=True)
+    assert ingest(project, instance, days).success
+    result = train(project, instance)
+    assert result.success, failed_checks(result)
+    assert _check(result, "candidate_beats_baselines").passed
+    assert _aliases(project) == {"staging": "1", "production": None}
+    evaluation = load_evaluation(project.pipeline)
+    assert 0.25 < evaluation.baselines.train_positive_rate < 0.35
+    assert evaluation.threshold_rule == "max_f1" and 0.15 < evaluation.decision_threshold < 0.6
+    # Far from flagging every row: the F1-maximising threshold follows the base rate.
+    assert evaluation.candidate.metrics["predicted_positive_rate"] < 0.8
+    assert evaluation.candidate.metrics["log_loss"] < evaluation.baselines.prior["log_loss"]
 
 
 def test_degraded_model_fails_the_floors(tmp_path, instance):

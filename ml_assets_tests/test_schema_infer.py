@@ -235,7 +235,16 @@ def test_cli_proposal_round_trips_and_is_pasteable(stable, capsys):
     assert "range narrowed: income [0, 5000000] -> [0," in out
 
     loaded = yaml.safe_load(path.read_text())
-    assert list(loaded) == ["dataset"]
+    assert list(loaded) == ["dataset", "gates"]
+    # The proposed gate keys merge into the configured block and load.
+    raw = yaml.safe_load(stable.config_path.read_text())
+    for key, value in loaded["gates"].items():
+        if isinstance(value, dict):
+            raw["gates"][key].update(value)
+        else:
+            raw["gates"][key] = value
+    merged = parse_settings(raw, stable.config_path).gates
+    assert merged.decision_threshold == "max_f1" and merged.slices.min_rows >= 50
     block = loaded["dataset"]
     configured = yaml.safe_load(stable.config_path.read_text())["dataset"]
     assert list(block) == list(configured)  # same keys in the same order as the config

@@ -15,7 +15,7 @@ def test_project_config_loads_with_absolute_paths():
     assert settings.dataset.features_dir.is_absolute()
     assert settings.dataset.features_dir == DEFAULT_CONFIG.parent / "data/raw/features"
     assert "sex" not in settings.dataset.model_features
-    assert settings.gates.floors.min_roc_auc == 0.75
+    assert settings.gates.floors.min_roc_auc == 0.7
     assert settings.gates.behaviour.cases.is_file()
 
 
@@ -27,10 +27,10 @@ def test_relative_paths_resolve_against_the_files_folder(tmp_path):
 
 def test_missing_key_names_the_key_and_the_file(tmp_path):
     raw = _raw()
-    del raw["gates"]["decision_threshold"]
+    del raw["training"]["window_days"]
     with pytest.raises(SettingsError) as error:
         parse_settings(raw, tmp_path / "pipeline.yaml")
-    assert "gates.decision_threshold" in str(error.value)
+    assert "training.window_days" in str(error.value)
     assert str(tmp_path / "pipeline.yaml") in str(error.value)
 
 

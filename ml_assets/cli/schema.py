@@ -41,6 +41,7 @@ from ml_assets.data.inference import (
     render_dataset_yaml,
     select_days,
 )
+from ml_assets.evaluation.policy import propose_gates
 from ml_assets.settings import DEFAULT_CONFIG, Settings, SettingsError, config_path, load_settings
 
 
@@ -269,7 +270,32 @@ def infer(
     if warnings:
         header += ["", "Warnings:", *(f"  - {line}" for line in warnings)]
     block = dataset_block(contract, **_raw_paths(settings))
-    text = comment(header) + "\n" + render_dataset_yaml(block)
+    targets = labels
+    if targets is None:  # labels in the batches themselves
+        parts = [f[contract.target_column] for f in batches.values() if contract.target_column in f]
+        targets = pd.concat(parts, ignore_index=True) if parts else None
+    rate = (
+        float((targets == contract.positive_label).mean())
+        if targets is not None and len(targets)
+        else None
+    )
+    gates = propose_gates(
+        rows / len(days), rate, settings.training.window_days, settings.training.split.test
+    )
+    gate_header = [
+        "",
+        "The gate keys that depend on the data's size and base rate, for a "
+        f"{settings.training.window_days}-day window of about {rows / len(days):,.0f} rows a day"
+        + (f" and a positive rate of {rate:.1%}" if rate is not None else "")
+        + ": merge them into your `gates:` block (evaluation/policy.propose_gates says how).",
+    ]
+    text = (
+        comment(header)
+        + "\n"
+        + render_dataset_yaml(block)
+        + comment(gate_header)
+        + yaml.safe_dump({"gates": gates}, sort_keys=False)
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")

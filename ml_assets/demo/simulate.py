@@ -242,10 +242,34 @@ def _check_day_args(rows: int, seed: int, scenario: str) -> None:
         raise ValueError(f"seed must be non-negative, got {seed}")
 
 
+# The coarse variant: each number as a survey would record it, a few bands (value per band,
+# upper edges); labels still follow the exact values, and about 30% of rows are positive.
+COARSE_BANDS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "income": ((25_000, 50_000, 90_000, 150_000), (37_500, 70_000, 120_000)),
+    "debt_to_income": ((0.1, 0.3, 0.6), (0.2, 0.45)),
+    "credit_score": ((580, 650, 710, 780), (620, 680, 745)),
+    "loan_amount": ((5_000, 15_000, 35_000), (10_000, 25_000)),
+    "employment_years": ((0.5, 3.0, 8.0), (1.0, 5.0)),
+    "open_accounts": ((2, 6, 12), (4, 9)),
+    "delinquencies_2y": ((0, 1, 3), (1, 2)),
+    "utilization": ((0.2, 0.5, 0.9), (0.35, 0.7)),
+}
+COARSE_LOGIT_SHIFT = 1.6  # moves the positive rate from about 12.5% to about 30%
+
+
+def _coarsen(f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = dict(f)
+    for name, (values, edges) in COARSE_BANDS.items():
+        column = np.asarray(f[name], dtype=float)
+        banded = np.asarray(values, dtype=float)[np.searchsorted(edges, column, side="right")]
+        out[name] = np.where(np.isnan(column), np.nan, banded).astype(f[name].dtype)
+    return out
+
+
 def generate_day(
-    day: dt.date, rows: int, seed: int, scenario: str = "stable"
+    day: dt.date, rows: int, seed: int, scenario: str = "stable", *, coarse: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features and labels for one day."""
+    """Features and labels for one day (`coarse`: banded numbers, a 30% positive rate)."""
     _check_day_args(rows, seed, scenario)
     main_seq, scenario_seq = np.random.SeedSequence([seed, day.toordinal()]).spawn(2)
     rng = np.random.default_rng(main_seq)
@@ -260,6 +284,9 @@ def generate_day(
         logit = _label_logit(f, dti_weight=2.0, broker_weight=1.4)
     else:
         logit = _label_logit(f)
+    if coarse:
+        logit = logit + COARSE_LOGIT_SHIFT
+        f = _coarsen(f)
     defaulted = (label_u < _sigmoid(logit + 0.70 * z[:, 9])).astype(np.int64)
     if scenario == "label_noise":
         flip = extra.random(rows) < 0.25
@@ -350,6 +377,7 @@ def write_demo(
     scenario_start: dt.date | None = None,
     scenario_end: dt.date | None = None,
     fmt: str = "parquet",
+    coarse: bool = False,
 ) -> list[Path]:
     """Write one features file and one labels file per day; returns the feature file paths.
 
@@ -373,7 +401,7 @@ def write_demo(
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         day_scenario = scenario if begin <= day <= end else "stable"
-        features, labels = generate_day(day, rows_per_day, seed, day_scenario)
+        features, labels = generate_day(day, rows_per_day, seed, day_scenario, coarse=coarse)
         name = f"{day.isoformat()}.{fmt}"
         if labels_dir is None:
             features[TARGET_COLUMN] = labels[TARGET_COLUMN].to_numpy()
@@ -417,6 +445,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario-start", type=_date, help="default: 7 days before the end")
     parser.add_argument("--scenario-end", type=_date, help="default: the last day")
     parser.add_argument("--format", choices=FORMATS, default="parquet", dest="fmt")
+    parser.add_argument(
+        "--coarse",
+        action="store_true",
+        help="numbers in a few bands, as a survey records them, and a 30%% positive rate",
+    )
     return parser
 
 
@@ -447,13 +480,15 @@ def main(argv: list[str] | None = None) -> int:
         scenario_start=begin,
         scenario_end=end,
         fmt=args.fmt,
+        coarse=args.coarse,
     )
     last = args.start + dt.timedelta(days=args.days - 1)
     where = f"labels to {labels_dir}" if labels_dir is not None else "labels in the features"
     scenario = "stable" if args.scenario == "stable" else f"{args.scenario} on {begin}..{end}"
     print(
         f"wrote {len(paths)} {args.fmt} day(s) {args.start}..{last} x {args.rows_per_day} rows "
-        f"(seed {args.seed}, {scenario}) to {features_dir}, {where}",
+        f"(seed {args.seed}, {scenario}{', coarse' if args.coarse else ''}) to {features_dir}, "
+        f"{where}",
         file=sys.stdout,
     )
     return 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.evaluation.evidence import (
+    Baselines,
     Comparison,
     Evaluation,
     Fairness,
@@ -37,6 +38,7 @@ def _side(
     scores: "np.ndarray",
     test: "pd.DataFrame",
     settings: Settings,
+    threshold: float,
 ) -> ModelEvidence:
     """Metrics, calibration and fairness of one model's scores."""
     from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
@@ -46,13 +48,11 @@ def _side(
     return ModelEvidence(
         version=version,
         run_id=run_id,
-        metrics=classification_metrics(y, scores, gates.decision_threshold),
+        metrics=classification_metrics(y, scores, threshold),
         calibration=curve,
         fairness={
             column: Fairness(
-                **group_fairness(
-                    y, scores, test[column], gates.decision_threshold, gates.fairness.min_group_rows
-                )
+                **group_fairness(y, scores, test[column], threshold, gates.fairness.min_group_rows)
             )
             for column in dataset.sensitive_columns
         },
@@ -93,6 +93,12 @@ def evaluation_report(
     import pandas as pd
 
     from ml_assets.data.contract import labels_to_binary
+    from ml_assets.evaluation.baselines import (
+        LOGISTIC_MAX_ROWS,
+        f1_maximising_threshold,
+        logistic_regression_scores,
+        prior_scores,
+    )
     from ml_assets.evaluation.behaviour import load_suite, run_suite
     from ml_assets.evaluation.comparison import (
         mcnemar_exact,
@@ -100,6 +106,7 @@ def evaluation_report(
         slice_comparison,
     )
     from ml_assets.evaluation.gates import decide_all, severities
+    from ml_assets.evaluation.metrics import classification_metrics
     from ml_assets.evaluation.operational import measure_scoring
     from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
     from ml_assets.training.model import load_model, predict_scores
@@ -125,13 +132,39 @@ def evaluation_report(
             client, champion, pipeline.models_dir / f"v{champion.version}"
         )
         champion_scores = predict_scores(load_model(champion_path), test, dataset)
-    candidate_side = _side(candidate["version"], candidate["run_id"], y, scores, test, settings)
+    train = examples[examples[SPLIT_COLUMN] == "train"].reset_index(drop=True)
+    y_train = labels_to_binary(train[dataset.target_column], dataset.positive_label)
+    if gates.decision_threshold == "max_f1":
+        validation = examples[examples[SPLIT_COLUMN] == "validation"]
+        threshold = f1_maximising_threshold(
+            labels_to_binary(validation[dataset.target_column], dataset.positive_label),
+            predict_scores(booster, validation, dataset),
+        )
+    else:
+        threshold = float(gates.decision_threshold)
+    candidate_side = _side(
+        candidate["version"], candidate["run_id"], y, scores, test, settings, threshold
+    )
     champion_side = (
         None
         if champion is None
-        else _side(str(champion.version), None, y, champion_scores, test, settings)
+        else _side(str(champion.version), None, y, champion_scores, test, settings, threshold)
     )
     timings["metrics"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    rate = float(y_train.mean())
+    baselines = Baselines(
+        train_positive_rate=rate,
+        prior=classification_metrics(y, prior_scores(rate, len(test)), threshold),
+        logistic_regression=classification_metrics(
+            y,
+            logistic_regression_scores(train, y_train, test, dataset, settings.training.seed),
+            threshold,
+        ),
+        logistic_train_rows=min(len(train), LOGISTIC_MAX_ROWS),
+    )
+    timings["baselines"] = time.perf_counter() - started
 
     started = time.perf_counter()
     significance = gates.significance
@@ -158,7 +191,7 @@ def evaluation_report(
                 confidence=significance.confidence,
                 seed=significance.seed,
             ),
-            mcnemar=mcnemar_exact(y, scores, champion_scores, gates.decision_threshold),
+            mcnemar=mcnemar_exact(y, scores, champion_scores, threshold),
         )
     )
     timings["slices_and_significance"] = time.perf_counter() - started
@@ -195,7 +228,9 @@ def evaluation_report(
         model=candidate["model"],
         data_version=candidate["data_version"],
         test_rows=len(test),
-        decision_threshold=gates.decision_threshold,
+        decision_threshold=threshold,
+        threshold_rule="fixed" if isinstance(gates.decision_threshold, float) else "max_f1",
+        baselines=baselines,
         candidate=candidate_side,
         champion=champion_side,
         slices=slices,

@@ -129,6 +129,15 @@ class Reproducibility(Evidence):
     seed: int
 
 
+class Baselines(Evidence):
+    """The simple models the candidate must beat, on the same test rows (evaluation/baselines)."""
+
+    train_positive_rate: float
+    prior: dict[str, float]  # metrics of every row scored at the train split's positive rate
+    logistic_regression: dict[str, float]  # metrics of a logistic regression on the features
+    logistic_train_rows: int
+
+
 class Evaluation(Evidence):
     """Everything `evaluation_report` measured on the candidate (and the champion, if any)."""
 
@@ -136,6 +145,8 @@ class Evaluation(Evidence):
     data_version: str
     test_rows: int
     decision_threshold: float
+    # How the threshold was set: "fixed" (pipeline.yaml) or "max_f1" (on the validation split).
+    threshold_rule: str = "fixed"
     candidate: ModelEvidence
     champion: ModelEvidence | None
     slices: list[SliceEvidence]
@@ -143,6 +154,7 @@ class Evaluation(Evidence):
     operational: Operational
     behaviour: list[BehaviourCase] | None
     reproducibility: Reproducibility
+    baselines: Baselines | None = None  # None in evaluations written before the baseline gate
     # The verdicts at evaluation time, as the report shows them; the checks decide afresh from
     # the evidence above and the current pipeline.yaml.
     gates: dict[str, dict[str, Any]] = {}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ml_assets.evaluation.policy import (
     LOWER_IS_BETTER,
+    BaselineGate,
     BehaviourGate,
     CalibrationGate,
     ChampionGate,
@@ -29,6 +30,7 @@ from ml_assets.evaluation.policy import (
 
 if TYPE_CHECKING:
     from ml_assets.evaluation.evidence import (
+        Baselines,
         BehaviourCase,
         Calibration,
         Comparison,
@@ -163,16 +165,82 @@ def _no_champion(gate: str) -> GateDecision:
     )
 
 
-def metric_floors(metrics: dict[str, float], policy: FloorGate) -> GateDecision:
-    """Absolute floors (and the log-loss ceiling) on the candidate's test metrics."""
+def _skill(value: float, base: float) -> float:
+    """1 - value / base: 0 for the base-rate predictor's loss, 1 for a perfect model."""
+    return 1 - value / base if base > 0 else math.nan
+
+
+def _no_baselines(gate: str) -> Criterion:
+    return Criterion(
+        "baseline evidence",
+        math.nan,
+        0.0,
+        ">=",
+        verdict=False,
+        note="this evaluation predates the baselines: rematerialise evaluation_report",
+    )
+
+
+def metric_floors(
+    metrics: dict[str, float], baselines: Baselines | None, policy: FloorGate
+) -> GateDecision:
+    """Floors on the candidate's test metrics; log loss as skill against the base rate."""
+    criteria = [
+        Criterion("roc_auc", metrics["roc_auc"], policy.min_roc_auc, ">="),
+        Criterion("pr_auc", metrics["pr_auc"], policy.min_pr_auc, ">="),
+    ]
+    if baselines is None:
+        criteria.append(_no_baselines("metric_floors"))
+    else:
+        prior = baselines.prior["log_loss"]
+        criteria.append(
+            Criterion(
+                "log_loss skill vs base rate",
+                _skill(metrics["log_loss"], prior),
+                policy.min_log_loss_skill,
+                ">=",
+                scale=0.1,
+                note=f"log loss {metrics['log_loss']:.4f}, base-rate predictor's {prior:.4f}",
+            )
+        )
+    if policy.max_log_loss is not None:
+        criteria.append(Criterion("log_loss", metrics["log_loss"], policy.max_log_loss, "<="))
+    criteria += [
+        Criterion("f1", metrics["f1"], policy.min_f1, ">="),
+        Criterion("accuracy", metrics["accuracy"], policy.min_accuracy, ">="),
+    ]
+    return decide("metric_floors", criteria)
+
+
+def beats_baselines(
+    metrics: dict[str, float], baselines: Baselines | None, policy: BaselineGate
+) -> GateDecision:
+    """Better than the prior (log loss) and than a logistic regression (ROC AUC)."""
+    if baselines is None:
+        return decide("baselines", [_no_baselines("baselines")])
+    logistic = baselines.logistic_regression
     return decide(
-        "metric_floors",
+        "baselines",
         [
-            Criterion("roc_auc", metrics["roc_auc"], policy.min_roc_auc, ">="),
-            Criterion("pr_auc", metrics["pr_auc"], policy.min_pr_auc, ">="),
-            Criterion("log_loss", metrics["log_loss"], policy.max_log_loss, "<="),
-            Criterion("f1", metrics["f1"], policy.min_f1, ">="),
-            Criterion("accuracy", metrics["accuracy"], policy.min_accuracy, ">="),
+            Criterion(
+                "log_loss vs base-rate predictor",
+                metrics["log_loss"],
+                baselines.prior["log_loss"],
+                "<=",
+                verdict=metrics["log_loss"] < baselines.prior["log_loss"],
+                scale=0.05,
+                note=f"every row scored {baselines.train_positive_rate:.4f}",
+            ),
+            Criterion(
+                "roc_auc vs logistic regression",
+                metrics["roc_auc"],
+                logistic["roc_auc"] + policy.min_roc_auc_gain,
+                ">=",
+                scale=0.01,
+                note=f"logistic regression {logistic['roc_auc']:.4f}, gain needed "
+                f"{policy.min_roc_auc_gain:+.4f}, fitted on {baselines.logistic_train_rows} "
+                "train rows",
+            ),
         ],
     )
 
@@ -275,18 +343,48 @@ def fairness(
 
 
 def calibration(
-    candidate: Calibration, champion: Calibration | None, policy: CalibrationGate
+    candidate: Calibration,
+    champion: Calibration | None,
+    baselines: Baselines | None,
+    policy: CalibrationGate,
 ) -> GateDecision:
-    """Brier score and expected calibration error within bounds."""
-    return decide(
-        "calibration",
-        [
+    """Brier skill against the base rate and calibration error relative to the base rate
+    (absolute ceilings too, when configured)."""
+    criteria = []
+    if baselines is None:
+        criteria.append(_no_baselines("calibration"))
+    else:
+        prior_brier = baselines.prior["brier"]
+        rate = baselines.train_positive_rate
+        rarer = min(rate, 1 - rate)
+        criteria += [
             Criterion(
-                "brier", candidate.brier, policy.max_brier, "<=", champion and champion.brier
+                "brier skill vs base rate",
+                _skill(candidate.brier, prior_brier),
+                policy.min_brier_skill,
+                ">=",
+                reference=champion and _skill(champion.brier, prior_brier),
+                scale=0.1,
+                note=f"Brier {candidate.brier:.4f}, base-rate predictor's {prior_brier:.4f}",
             ),
-            Criterion("ece", candidate.ece, policy.max_ece, "<=", champion and champion.ece),
-        ],
-    )
+            Criterion(
+                "ece / rarer class rate",
+                candidate.ece / rarer if rarer > 0 else math.nan,
+                policy.max_relative_ece,
+                "<=",
+                reference=champion and champion.ece / rarer if rarer > 0 else None,
+                note=f"ECE {candidate.ece:.4f}, rarer class rate {rarer:.4f}",
+            ),
+        ]
+    if policy.max_brier is not None:
+        criteria.append(
+            Criterion("brier", candidate.brier, policy.max_brier, "<=", champion and champion.brier)
+        )
+    if policy.max_ece is not None:
+        criteria.append(
+            Criterion("ece", candidate.ece, policy.max_ece, "<=", champion and champion.ece)
+        )
+    return decide("calibration", criteria)
 
 
 def operational(profile: Operational, policy: OperationalGate) -> GateDecision:
@@ -422,14 +520,22 @@ class EvaluationGate:
     decide: Decider
 
 
-# The nine evaluation gates, spelled once: the checks, the report's gate table, the MLflow tags
+# The ten evaluation gates, spelled once: the checks, the report's gate table, the MLflow tags
 # and the severities all come from this table.
 EVALUATION_GATES: tuple[EvaluationGate, ...] = (
     EvaluationGate(
         "candidate_meets_metric_floors",
         "floors",
-        "Test ROC AUC, PR AUC, log loss, F1 and accuracy reach their absolute floors.",
-        lambda e, g: metric_floors(e.candidate.metrics, g.floors),
+        "Test ROC AUC, PR AUC, F1 and accuracy reach their floors; log loss beats the base rate "
+        "by the configured skill.",
+        lambda e, g: metric_floors(e.candidate.metrics, e.baselines, g.floors),
+    ),
+    EvaluationGate(
+        "candidate_beats_baselines",
+        "baselines",
+        "Beats the base-rate predictor on log loss and a logistic regression on ROC AUC, on the "
+        "same test rows.",
+        lambda e, g: beats_baselines(e.candidate.metrics, e.baselines, g.baselines),
     ),
     EvaluationGate(
         "candidate_not_worse_than_production",
@@ -455,9 +561,10 @@ EVALUATION_GATES: tuple[EvaluationGate, ...] = (
     EvaluationGate(
         "candidate_is_calibrated",
         "calibration",
-        "Brier score and expected calibration error within bounds.",
+        "Brier skill over the base rate, and calibration error relative to the base rate, "
+        "within bounds.",
         lambda e, g: calibration(
-            e.candidate.calibration, _champion(e, "calibration"), g.calibration
+            e.candidate.calibration, _champion(e, "calibration"), e.baselines, g.calibration
         ),
     ),
     EvaluationGate(
@@ -508,7 +615,7 @@ def evidence_for(section: str, evaluation: Evaluation) -> Any:
             return mine
         theirs = _champion(evaluation, part)
         return _jsonable({"candidate": mine, "champion": theirs})
-    key = {"significance": "comparison"}.get(section, section)
+    key = {"significance": "comparison"}.get(section, section)  # baselines: its own field
     return _jsonable(getattr(evaluation, key))
 
 

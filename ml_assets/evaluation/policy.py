@@ -1,4 +1,9 @@
-"""The evaluation gates' policy: every threshold, tolerance and budget of the nine gates."""
+"""The evaluation gates' policy: every threshold, tolerance and budget of the ten gates.
+
+Defaults are meant to hold on data other than the demo: log loss and Brier are judged as skill
+against the base-rate predictor, the calibration error relative to the base rate, and the
+decision threshold maximises F1 on the validation split; absolute ceilings are opt-in.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +25,11 @@ class _Gate(StrictModel):
 
 
 class FloorGate(_Gate):
-    min_roc_auc: float = Field(0.7, ge=0, le=1)
+    min_roc_auc: float = Field(0.6, ge=0, le=1)
     min_pr_auc: float = Field(0.0, ge=0, le=1)
-    max_log_loss: float = Field(1.0, gt=0)
+    # Skill against the base-rate predictor on the same test rows: 1 - log loss / its log loss.
+    min_log_loss_skill: float = Field(0.0, le=1)
+    max_log_loss: float | None = Field(None, gt=0)  # an absolute ceiling, opt-in
     min_f1: float = Field(0.0, ge=0, le=1)
     min_accuracy: float = Field(0.0, ge=0, le=1)
 
@@ -61,9 +68,18 @@ class FairnessGate(_Gate):
 
 
 class CalibrationGate(_Gate):
-    max_brier: float = Field(0.25, gt=0, le=1)
-    max_ece: float = Field(0.05, gt=0, le=1)
+    # Skill against the base-rate predictor: 1 - Brier / its Brier.
+    min_brier_skill: float = Field(0.0, le=1)
+    # Expected calibration error as a share of the rarer class's rate (0.25: within a quarter).
+    max_relative_ece: float = Field(0.25, gt=0)
+    max_brier: float | None = Field(None, gt=0, le=1)  # absolute ceilings, opt-in
+    max_ece: float | None = Field(None, gt=0, le=1)
     bins: int = Field(10, ge=2, le=100)
+
+
+class BaselineGate(_Gate):
+    # The candidate's test ROC AUC must exceed the logistic regression's by at least this.
+    min_roc_auc_gain: float = Field(0.0, ge=-1, le=1)
 
 
 class OperationalGate(_Gate):
@@ -104,9 +120,11 @@ class ReproducibilityGate(_Gate):
 
 
 class GateSettings(StrictModel):
-    # Scores at or above it count as predicted defaults (F1, accuracy, fairness, McNemar).
-    decision_threshold: float = Field(gt=0, lt=1)
+    # Scores at or above it count as positive (F1, accuracy, fairness, McNemar): a number, or
+    # max_f1, the score that maximises F1 on the validation split.
+    decision_threshold: float | Literal["max_f1"] = "max_f1"
     floors: FloorGate = Field(default_factory=FloorGate)
+    baselines: BaselineGate = Field(default_factory=BaselineGate)
     champion: ChampionGate = Field(default_factory=ChampionGate)
     slices: SliceGate = Field(default_factory=SliceGate)
     fairness: FairnessGate = Field(default_factory=FairnessGate)
@@ -115,3 +133,34 @@ class GateSettings(StrictModel):
     behaviour: BehaviourGate = Field(default_factory=BehaviourGate)
     significance: SignificanceGate = Field(default_factory=SignificanceGate)
     reproducibility: ReproducibilityGate = Field(default_factory=ReproducibilityGate)
+
+    @field_validator("decision_threshold")
+    @classmethod
+    def _between_zero_and_one(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("a fixed decision_threshold lies strictly between 0 and 1")
+        return value
+
+
+def propose_gates(
+    rows_per_day: float, positive_rate: float | None, window_days: int, test_share: float
+) -> dict:
+    """The keys of `gates:` that depend on a dataset's size and base rate, for `schema infer`
+    to propose: slice and group floors at 2% of the expected test rows (at least 50), as many
+    calibration bins as the test positives fill with about 30 each (2 to 10), and the
+    portable defaults for the rest (F1-maximising threshold, skill against the base rate)."""
+    test_rows = rows_per_day * window_days * test_share
+    positives = test_rows * (positive_rate if positive_rate is not None else 0.5)
+    min_rows = max(50, int(round(test_rows * 0.02, -1)))
+    return {
+        "decision_threshold": "max_f1",
+        "floors": {"min_roc_auc": 0.6, "min_log_loss_skill": 0.0},
+        "baselines": {"min_roc_auc_gain": 0.0},
+        "slices": {"min_rows": min_rows},
+        "fairness": {"min_group_rows": min_rows},
+        "calibration": {
+            "min_brier_skill": 0.0,
+            "max_relative_ece": 0.25,
+            "bins": int(max(2, min(10, positives // 30))),
+        },
+    }

@@ -89,9 +89,25 @@ def _sections(
     behaviour = pd.DataFrame(
         [r.model_dump(include=set(columns)) for r in evaluation.behaviour or []], columns=columns
     )
+    base = evaluation.baselines
+    baselines = (
+        pd.DataFrame(
+            [
+                {"model": "candidate", **{k: cand.metrics[k] for k in BASELINE_METRICS}},
+                {"model": "base-rate predictor", **{k: base.prior[k] for k in BASELINE_METRICS}},
+                {
+                    "model": f"logistic regression ({base.logistic_train_rows} train rows)",
+                    **{k: base.logistic_regression[k] for k in BASELINE_METRICS},
+                },
+            ]
+        ).round(4)
+        if base
+        else pd.DataFrame([{"note": "no baselines in this evaluation"}])
+    )
     return [
         ("Gates", gate_table(decisions, severities)),
         ("Metrics on the test rows", metrics),
+        ("Baselines on the same test rows", baselines),
         ("Slices (ROC AUC)", pd.DataFrame([s.model_dump() for s in evaluation.slices])),
         ("Fairness", fairness),
         ("Fairness by group (candidate)", groups),
@@ -110,12 +126,15 @@ def _sections(
     ]
 
 
+BASELINE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+
+
 def _header(evaluation: Evaluation) -> list[str]:
     cand, champ = evaluation.candidate, evaluation.champion
     return [
         f"model {evaluation.model} v{cand.version} (MLflow run {cand.run_id})",
         f"test rows {evaluation.test_rows}, data version {evaluation.data_version}, "
-        f"decision threshold {evaluation.decision_threshold}",
+        f"decision threshold {evaluation.decision_threshold:.4g} ({evaluation.threshold_rule})",
         f"champion (production) v{champ.version}" if champ else "champion: none",
     ]
 
