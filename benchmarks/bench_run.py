@@ -65,7 +65,7 @@ def temp_project(work: Path) -> tuple[dict, Path]:
     )
     raw["storage"].update(data_dir=str(work / "data"), mlflow_dir=str(work / "data/mlflow"))
     # Relative paths resolve against the config's folder; the cases stay the repository's.
-    raw["gates"]["behaviour"]["cases"] = str(ROOT / raw["gates"]["behaviour"]["cases"])
+    raw["dataset"]["behaviour_cases"] = str(ROOT / raw["dataset"]["behaviour_cases"])
     config = work / "pipeline.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     home = work / "dagster_home"

@@ -103,8 +103,8 @@ def write_project(root: Path, days: int) -> None:
     raw["gates"]["operational"].update(
         max_p50_ms=1000, max_p99_ms=10000, min_rows_per_second=10, max_peak_memory_mb=8192
     )
-    behaviour = raw["gates"]["behaviour"]
-    behaviour["cases"] = str((DEFAULT_CONFIG.parent / behaviour["cases"]).resolve())
+    dataset = raw["dataset"]
+    dataset["behaviour_cases"] = str((DEFAULT_CONFIG.parent / dataset["behaviour_cases"]).resolve())
     root.mkdir(parents=True)
     (root / "pipeline.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (root / "dagster_home").mkdir()

@@ -60,7 +60,7 @@ class Settings(StrictModel):
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make the relative paths of the file absolute against the file's folder, in place."""
     for section, keys in {
-        "dataset": ("features_dir", "labels_dir"),
+        "dataset": ("features_dir", "labels_dir", "behaviour_cases"),
         "storage": ("data_dir", "mlflow_dir"),
     }.items():
         block = raw.get(section)
@@ -70,11 +70,6 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             value = block.get(key)
             if value is not None and not Path(value).is_absolute():
                 block[key] = str((base / value).resolve())
-    gates = raw.get("gates")
-    behaviour = gates.get("behaviour") if isinstance(gates, dict) else None
-    cases = behaviour.get("cases") if isinstance(behaviour, dict) else None
-    if cases is not None and not Path(cases).is_absolute():
-        behaviour["cases"] = str((base / cases).resolve())
 
 
 def _describe(error: ValidationError, path: Path) -> str:

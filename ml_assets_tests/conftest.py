@@ -150,8 +150,8 @@ def make_project(root: Path, **overrides) -> Project:
     # gate only warns here; its own tests train on enough data and run it at ERROR.
     raw["gates"]["behaviour"].update(severity="WARN")
     # The behaviour cases stay the repository's file wherever the test project lives.
-    cases = (DEFAULT_CONFIG.parent / raw["gates"]["behaviour"]["cases"]).resolve()
-    raw["gates"]["behaviour"]["cases"] = str(cases)
+    cases = (DEFAULT_CONFIG.parent / raw["dataset"]["behaviour_cases"]).resolve()
+    raw["dataset"]["behaviour_cases"] = str(cases)
     for section, values in overrides.items():
         raw[section].update(values)
     root.mkdir(parents=True, exist_ok=True)

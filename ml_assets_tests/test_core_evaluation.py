@@ -318,7 +318,7 @@ def test_run_suite_catches_a_backwards_feature():
 
 
 def test_the_repository_cases_load_and_bad_cases_name_file_and_case(tmp_path):
-    suite = load_suite(load_settings().gates.behaviour.cases, CONTRACT)
+    suite = load_suite(load_settings().dataset.behaviour_cases, CONTRACT)
     assert suite.minimum_functionality and suite.invariance and suite.directional
     bad = tmp_path / "cases.yaml"
     bad.write_text(

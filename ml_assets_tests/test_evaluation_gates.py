@@ -106,7 +106,7 @@ def test_passing_path_all_gates_green(tmp_path, instance):
 def test_coarse_data_with_another_base_rate_reaches_staging_on_the_defaults(tmp_path, instance):
     """Banded numbers and a 30% positive rate (the simulator's coarse variant), no behaviour
     cases: the base-rate-relative defaults judge it, and the model beats its baselines."""
-    project = make_project(tmp_path / "coarse", gates={"behaviour": {"cases": None}})
+    project = make_project(tmp_path / "coarse", dataset={"behaviour_cases": None})
     days = project.write_days(START, 8, rows=ROWS, coarse=True)
     assert ingest(project, instance, days).success
     result = train(project, instance)

@@ -29,7 +29,7 @@ from ml_assets_tests.conftest import START, Project, make_project
 
 DAYS = 10
 ROWS = 200
-PATH_KEYS = ("features_dir", "labels_dir", "demo")
+PATH_KEYS = ("features_dir", "labels_dir", "demo", "behaviour_cases")
 
 
 @pytest.fixture

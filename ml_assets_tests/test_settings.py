@@ -7,7 +7,27 @@ from ml_assets.settings import DEFAULT_CONFIG, SettingsError, load_settings, par
 
 
 def _raw() -> dict:
-    return yaml.safe_load(DEFAULT_CONFIG.read_text())
+    """The project's pipeline.yaml, to be written elsewhere: its one file path made absolute."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cases = raw["dataset"]["behaviour_cases"]
+    raw["dataset"]["behaviour_cases"] = str((DEFAULT_CONFIG.parent / cases).resolve())
+    return raw
+
+
+def test_a_missing_behaviour_cases_file_fails_at_load_naming_key_and_file(tmp_path):
+    raw = _raw()
+    raw["dataset"]["behaviour_cases"] = "cases/missing.yaml"  # relative to the copied config
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "pipeline.yaml")
+    assert "dataset.behaviour_cases" in str(error.value)
+    assert str(tmp_path / "cases" / "missing.yaml") in str(error.value)
+
+
+def test_the_old_behaviour_cases_key_says_where_it_moved(tmp_path):
+    raw = _raw()
+    raw["gates"]["behaviour"]["cases"] = "x.yaml"
+    with pytest.raises(SettingsError, match=r"moved to dataset\.behaviour_cases"):
+        parse_settings(raw, tmp_path / "pipeline.yaml")
 
 
 def test_project_config_loads_with_absolute_paths():
@@ -16,7 +36,7 @@ def test_project_config_loads_with_absolute_paths():
     assert settings.dataset.features_dir == DEFAULT_CONFIG.parent / "data/raw/features"
     assert "sex" not in settings.dataset.model_features
     assert settings.gates.floors.min_roc_auc == 0.7
-    assert settings.gates.behaviour.cases.is_file()
+    assert settings.dataset.behaviour_cases.is_file()
 
 
 def test_relative_paths_resolve_against_the_files_folder(tmp_path):

@@ -374,6 +374,10 @@ def test_cli_defaults_to_the_configured_folders(tmp_path, monkeypatch, capsys):
     text = DEFAULT_CONFIG.read_text()
     text = text.replace("features_dir: data/raw/features", f"features_dir: {tmp_path / 'feat'}")
     text = text.replace("labels_dir: data/raw/labels", f"labels_dir: {tmp_path / 'lab'}")
+    cases = "ml_assets/demo/behaviour/credit_default.yaml"
+    text = text.replace(
+        f"behaviour_cases: {cases}", f"behaviour_cases: {DEFAULT_CONFIG.parent / cases}"
+    )
     config = tmp_path / "pipeline.yaml"
     config.write_text(text)
     monkeypatch.setenv("ML_ASSETS_CONFIG", str(config))

@@ -102,7 +102,8 @@ class _Refused(RuntimeError):
 
 
 def _raw_paths(settings: Settings) -> dict[str, Any]:
-    """features_dir, labels_dir and demo as written in the config (relative paths stay relative)."""
+    """features_dir, labels_dir, demo and behaviour_cases as written in the config (relative
+    paths stay relative)."""
     try:
         raw = yaml.safe_load(settings.source.read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -118,6 +119,7 @@ def _raw_paths(settings: Settings) -> dict[str, Any]:
             else str(dataset.get("labels_dir") or settings.dataset.labels_dir)
         ),
         "demo": bool(dataset.get("demo", settings.dataset.demo)),
+        "behaviour_cases": dataset.get("behaviour_cases"),
     }
 
 

@@ -528,6 +528,7 @@ def dataset_block(
     features_dir: str,
     labels_dir: str | None,
     demo: bool,
+    behaviour_cases: str | None = None,
 ) -> dict[str, Any]:
     """The proposal as the `dataset:` section of pipeline.yaml: same keys, same order."""
     numeric: dict[str, dict[str, Any]] = {}
@@ -545,6 +546,7 @@ def dataset_block(
         "features_dir": features_dir,
         "labels_dir": labels_dir,
         "demo": demo,
+        "behaviour_cases": behaviour_cases,
         "id_column": contract.id_column,
         "timestamp_column": contract.timestamp_column,
         "target_column": contract.target_column,

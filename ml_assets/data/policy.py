@@ -21,11 +21,22 @@ class StrictModel(BaseModel):
 
 
 class DatasetSettings(DataContract):
-    """The data contract plus where the batches live."""
+    """The data contract plus where the batches live, and the dataset's behaviour cases."""
 
     features_dir: Path
     labels_dir: Path | None = None
     demo: bool = False
+    # YAML file of behaviour cases for this dataset (minimum functionality, invariance,
+    # directional; relative to the config's folder), or none: the behaviour gate then passes
+    # with "no behaviour cases configured". Checked to exist when the settings load.
+    behaviour_cases: Path | None = None
+
+    @field_validator("behaviour_cases")
+    @classmethod
+    def _cases_exist(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no behaviour cases file at {path}")
+        return path
 
 
 class StatisticsSettings(StrictModel):

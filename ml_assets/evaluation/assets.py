@@ -209,9 +209,9 @@ def evaluation_report(
     started = time.perf_counter()
     behaviour = gates.behaviour
     cases = None
-    if behaviour.cases is not None:
+    if dataset.behaviour_cases is not None:
         cases = run_suite(
-            load_suite(behaviour.cases, dataset),
+            load_suite(dataset.behaviour_cases, dataset),
             lambda rows: predict_scores(booster, rows, dataset),
             test.sample(n=min(behaviour.sample_rows, len(test)), random_state=0),
             dataset,

@@ -7,10 +7,9 @@ decision threshold maximises F1 on the validation split; absolute ceilings are o
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ml_assets.data.policy import Severity, StrictModel
 
@@ -93,9 +92,17 @@ class OperationalGate(_Gate):
 
 
 class BehaviourGate(_Gate):
-    # YAML file of behaviour cases (minimum functionality, invariance, directional), relative to
-    # this file; null skips the gate with a recorded reason.
-    cases: Path | None = None
+    # The cases are the dataset's: dataset.behaviour_cases.
+    @model_validator(mode="before")
+    @classmethod
+    def _cases_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "cases" in data:
+            raise ValueError(
+                "gates.behaviour.cases moved to dataset.behaviour_cases (the cases belong to "
+                "the dataset; leave it out when a dataset has none)"
+            )
+        return data
+
     # Test rows that the invariance and directional perturbations are applied to.
     sample_rows: int = Field(1000, ge=10)
     # Score change that counts as "unchanged" (invariance) or "not lower" (directional).
