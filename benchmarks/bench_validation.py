@@ -43,6 +43,9 @@ def pipeline_for(work: Path) -> PipelineResource:
     raw["dataset"]["features_dir"] = str(work / "features")
     raw["dataset"]["labels_dir"] = str(work / "labels")
     raw.setdefault("storage", {})["data_dir"] = str(work / "data")
+    cases = raw["dataset"].get("behaviour_cases")
+    if cases:
+        raw["dataset"]["behaviour_cases"] = str(Path(SETTINGS_PATH).parent / cases)
     config = work / "pipeline.yaml"
     config.write_text(yaml.safe_dump(raw))
     return PipelineResource(config_path=str(config))

@@ -80,27 +80,46 @@ def sketches(frame: pl.DataFrame, day_column: str, columns: list[str], days: tup
         if c in frame.columns
     ]
     rows = frame.select(pl.col(day_column), pl.struct(values).hash(seed=0).alias("row"))
-    occurrence = pl.int_range(pl.len()).over(day_column, "row")
-    lazy = rows.lazy().with_columns(
-        pl.struct("row", occurrence.alias("k")).hash(seed=1).alias("item"),
-        # A seeded coin per row: the two halves the batch's own chance level is measured on.
-        (pl.int_range(pl.len()).hash(seed=2) % 2).alias("half"),
+    # A seeded coin per row: the two halves the batch's own chance level is measured on.
+    rows = rows.with_columns((pl.int_range(pl.len()).hash(seed=2) % 2).alias("half"))
+    # Most rows occur once in their batch: only repeated rows need an occurrence number (a
+    # window over a million groups costs seconds; over the repeats, next to nothing).
+    repeated = pl.struct(day_column, "row").is_duplicated()
+    # A row's first occurrence is its row hash; its k-th repeat, the hash of (row, k).
+    single = rows.filter(~repeated).with_columns(pl.col("row").alias("item"))
+    repeats = rows.filter(repeated).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).over(day_column, "row").alias("k")
     )
-    table = lazy.group_by(day_column).agg(
-        pl.len().alias("rows"), pl.col("item").bottom_k(SKETCH_SIZE).sort().alias("hashes")
+    items = pl.concat(
+        [
+            single.lazy(),
+            repeats.lazy()
+            .with_columns(
+                pl.when(pl.col("k") == 0)
+                .then(pl.col("row"))
+                .otherwise(pl.struct("row", "k").hash(seed=1))
+                .alias("item")
+            )
+            .drop("k"),
+        ]
     )
+    table = items.group_by(day_column).agg(
+        pl.len().alias("rows"),
+        (pl.col("half") == 0).sum().alias("first_half"),
+        pl.col("item").bottom_k(SKETCH_SIZE).sort().alias("hashes"),
+    )
+    # Containment between the halves: only a row repeated within its batch can be in both.
     halves = (
-        lazy.group_by(day_column, "row")
+        repeats.lazy()
+        .group_by(day_column, "row")
         .agg((pl.col("half") == 0).sum().alias("a"), (pl.col("half") == 1).sum().alias("b"))
         .group_by(day_column)
-        .agg(
-            (pl.min_horizontal("a", "b").sum() / pl.max_horizontal(pl.col("a").sum(), 1)).alias(
-                "half_share"
-            )
-        )
+        .agg(pl.min_horizontal("a", "b").sum().alias("shared"))
     )
     table, halves = pl.collect_all([table, halves])
-    table = table.join(halves, on=day_column, how="left")
+    table = table.join(halves, on=day_column, how="left").with_columns(
+        (pl.col("shared").fill_null(0) / pl.max_horizontal("first_half", 1)).alias("half_share")
+    )
     name = hasher()
     return {
         days[k]: Sketch(days[k], int(n), float(r or 0.0), np.array(h, dtype=np.uint64), name)
