@@ -130,15 +130,24 @@ def sketches(frame: pl.DataFrame, day_column: str, columns: list[str], days: tup
 def containment(batch: Sketch, earlier: Sketch) -> float:
     """Estimated share of `batch`'s rows that are rows of `earlier` (as multisets).
 
-    From the Jaccard similarity J of the two sketches (the share of the k smallest hashes of
-    their union found in both; exact when both batches hold fewer than k rows):
+    From the Jaccard similarity J of the two sketches: among the hashes up to the smaller of
+    the two sketches' largest (below it both sketches hold every hash of their batch), the
+    share found in both; exact when both batches hold fewer than k rows. Then
     |A and B| = J (|A| + |B|) / (1 + J).
     """
     if batch.rows == 0 or earlier.rows == 0:
         return 0.0
-    union = np.union1d(batch.hashes, earlier.hashes)[:SKETCH_SIZE]
-    both = np.intersect1d(batch.hashes, earlier.hashes, assume_unique=True)
-    jaccard = np.isin(union, both, assume_unique=True).mean()
+    a, b = batch.hashes, earlier.hashes
+    full = [h[-1] for h in (a, b) if len(h) >= SKETCH_SIZE]
+    if full:
+        top = min(full)
+        a, b = (
+            a[: np.searchsorted(a, top, side="right")],
+            b[: np.searchsorted(b, top, side="right")],
+        )
+    both = len(np.intersect1d(a, b, assume_unique=True))
+    union = len(a) + len(b) - both
+    jaccard = both / union if union else 0.0
     shared = jaccard * (batch.rows + earlier.rows) / (1 + jaccard)
     return float(min(1.0, shared / batch.rows))
 
