@@ -7,6 +7,7 @@ data/gates.DATA_GATES; severity per gate comes from pipeline.yaml (validation.se
 table's default.
 """
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ from ml_assets.resources import PipelineResource
 if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
     from ml_assets.data.expectations import Profile
     from ml_assets.data.reading import RunData
+    from ml_assets.data.redelivery import Sketch
     from ml_assets.data.rules import RuleSettings
 
 Batches = Mapping[str, BatchFiles]
@@ -77,9 +79,16 @@ def rule_settings(pipeline: PipelineResource) -> "RuleSettings":
         file_state(Path(settings.source)),
         file_state(pipeline.reference_profile_path),
         file_state(Path(settings.dataset.features_dir)),
-        file_state(pipeline.sketches_dir),
     )
     return cached(key, lambda: _rule_settings(pipeline))
+
+
+def earlier_sketches(pipeline: PipelineResource) -> "tuple[Sketch, ...]":
+    """The kept sketches of the delivered batches, for the re-delivery gate only (read again
+    when a run keeps new ones or the batch folder changes)."""
+    features_dir = Path(pipeline.settings.dataset.features_dir)
+    key = ("sketches", file_state(pipeline.sketches_dir), file_state(features_dir))
+    return cached(key, lambda: load_sketches(pipeline.sketches_dir, list_batch_files(features_dir)))
 
 
 def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
@@ -102,9 +111,6 @@ def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
         label_delay_days=validation.label_delay_days,
         newest_day=max(delivered) if delivered else None,
         min_redelivered_share=validation.min_redelivered_share,
-        earlier_sketches=load_sketches(
-            pipeline.sketches_dir, list_batch_files(dataset.features_dir)
-        ),
     )
 
 
@@ -120,6 +126,8 @@ def rule_judge(name: str) -> Judge:
         from ml_assets.data.rules import RULES, run_sketches
 
         rule, settings = RULES[name], rule_settings(pipeline)
+        if name == REDELIVERY_GATE:  # compared with the batches judged in earlier runs
+            settings = dataclasses.replace(settings, earlier_sketches=earlier_sketches(pipeline))
         run = run_data(batches, pipeline)
         reports = {
             day: error_report(name, day, f"unreadable: {why}")

@@ -67,7 +67,9 @@ def hasher() -> str:
     return f"polars {pl.__version__}"
 
 
-def sketches(frame: pl.DataFrame, day_column: str, columns: list[str], days: tuple[str, ...]):
+def sketches(
+    frame: pl.DataFrame, day_column: str, columns: list[str], days: tuple[str, ...]
+) -> dict[str, Sketch]:
     """A sketch per day of `frame` (rows of day k carry `day_column` == k), over `columns`.
 
     A missing number hashes as one value whether it is NaN or null.
@@ -163,6 +165,7 @@ class Redelivery:
     chance: float  # how often rows coincide by chance at this data's coarseness
     sources: tuple[str, ...]  # the earlier batches it repeats, most similar first
     reason: str
+    source_shares: tuple[float, ...] = ()  # the containment in each of `sources`
 
 
 def judge_redelivery(batch: Sketch, earlier: list[Sketch], min_share: float) -> Redelivery:
@@ -189,14 +192,24 @@ def judge_redelivery(batch: Sketch, earlier: list[Sketch], min_share: float) -> 
             "re-delivery cannot be told from chance"
         )
         return Redelivery(batch.day, False, best, threshold, chance, (), reason)
-    sources = tuple(comparable[k].day for k in order if shares[k] >= threshold)
+    found = [k for k in order if shares[k] >= threshold]
+    sources = tuple(comparable[k].day for k in found)
     if sources:
         reason = (
             f"{best:.0%} of the batch's rows are rows of the batch of {sources[0]}"
             + (f" (and {len(sources) - 1} more)" if len(sources) > 1 else "")
             + f": re-delivered (threshold {threshold:.0%}; {chance:.0%} shared by chance)"
         )
-        return Redelivery(batch.day, True, best, threshold, chance, sources, reason)
+        return Redelivery(
+            batch.day,
+            True,
+            best,
+            threshold,
+            chance,
+            sources,
+            reason,
+            tuple(float(shares[k]) for k in found),
+        )
     closest = comparable[order[0]].day
     reason = f"at most {best:.1%} of the batch's rows are rows of an earlier batch ({closest})"
     return Redelivery(batch.day, False, best, threshold, chance, (), reason)

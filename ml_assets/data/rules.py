@@ -32,12 +32,7 @@ from ml_assets.data.expectations import (
     std_ratio,
 )
 from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
-from ml_assets.data.redelivery import (
-    Sketch,
-    containment,
-    judge_redelivery,
-    sketches,
-)
+from ml_assets.data.redelivery import Sketch, judge_redelivery, sketches
 from ml_assets.data.validation import EXPECTATION_CASE_COLUMNS, GateReport, batch_schema
 
 SCHEMA_CASE_COLUMNS = ["schema_context", "column", "check", "failure_case", "index"]
@@ -1087,11 +1082,10 @@ def judge_redelivered(run: RunData, settings: RuleSettings) -> dict[str, GateRep
                     verdict.reason if verdict else "the batch has no rows",
                 )
                 continue
-            shares = {e.day: containment(mine[day], e) for e in earlier if e.day in verdict.sources}
             cases = pd.DataFrame(
                 {
                     "earlier_batch": list(verdict.sources),
-                    "share_of_rows": [round(shares[d], 4) for d in verdict.sources],
+                    "share_of_rows": [round(share, 4) for share in verdict.source_shares],
                 }
             )
             reports[day] = GateReport(

@@ -170,7 +170,7 @@ def _skill(value: float, base: float) -> float:
     return 1 - value / base if base > 0 else math.nan
 
 
-def _no_baselines(gate: str) -> Criterion:
+def _no_baselines() -> Criterion:
     return Criterion(
         "baseline evidence",
         math.nan,
@@ -190,7 +190,7 @@ def metric_floors(
         Criterion("pr_auc", metrics["pr_auc"], policy.min_pr_auc, ">="),
     ]
     if baselines is None:
-        criteria.append(_no_baselines("metric_floors"))
+        criteria.append(_no_baselines())
     else:
         prior = baselines.prior["log_loss"]
         criteria.append(
@@ -217,7 +217,7 @@ def beats_baselines(
 ) -> GateDecision:
     """Better than the prior (log loss) and than a logistic regression (ROC AUC)."""
     if baselines is None:
-        return decide("baselines", [_no_baselines("baselines")])
+        return decide("baselines", [_no_baselines()])
     logistic = baselines.logistic_regression
     return decide(
         "baselines",
@@ -352,7 +352,7 @@ def calibration(
     (absolute ceilings too, when configured)."""
     criteria = []
     if baselines is None:
-        criteria.append(_no_baselines("calibration"))
+        criteria.append(_no_baselines())
     else:
         prior_brier = baselines.prior["brier"]
         rate = baselines.train_positive_rate
