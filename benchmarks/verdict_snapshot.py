@@ -101,7 +101,11 @@ def write_project(root: Path, days: int) -> None:
     # busy the machine is, the snapshot gives it budgets no load reaches; its rule has its own
     # tests.
     raw["gates"]["operational"].update(
-        max_p50_ms=1000, max_p99_ms=10000, min_rows_per_second=10, max_peak_memory_mb=8192
+        max_p50_ms=1000,
+        max_p99_ms=10000,
+        min_rows_per_second=10,
+        max_peak_memory_mb=8192,
+        max_slowdown=1000,
     )
     dataset = raw["dataset"]
     dataset["behaviour_cases"] = str((DEFAULT_CONFIG.parent / dataset["behaviour_cases"]).resolve())

@@ -136,15 +136,12 @@ def make_project(root: Path, **overrides) -> Project:
         max_demographic_parity_difference=0.25, max_equalized_odds_difference=0.5
     )
     raw["gates"]["significance"].update(bootstrap_samples=300)
-    # Latency is measured on the machine running the tests, shared and running them two at a
-    # time: real figures must not decide other tests. The gate's wiring is proven on crafted
-    # evidence (test_evaluation_checks.py), its measurement in test_core_operational.py.
+    # The absolute budgets are pipeline.yaml's: measured in CPU time, they hold on a machine
+    # running the tests two at a time. Models trained on ~2,000 rows stop early after anything
+    # from a handful to hundreds of trees, so the relative budget against the champion only
+    # decides its own tests (test_core_evaluation.py, test_evaluation_checks.py).
     raw["gates"]["operational"].update(
-        max_p50_ms=200,
-        max_p99_ms=1000,
-        min_rows_per_second=1000,
-        single_row_requests=50,
-        batch_rows=2000,
+        max_slowdown=100.0, single_row_requests=50, batch_rows=2000, rounds=3
     )
     # A model trained on ~2,000 rows cannot yet score a prime borrower below 5%: the behaviour
     # gate only warns here; its own tests train on enough data and run it at ERROR.

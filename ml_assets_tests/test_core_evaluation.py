@@ -36,6 +36,7 @@ from ml_assets.evaluation.evidence import (
     ModelEvidence,
     Operational,
     Reproducibility,
+    ScoringCost,
     SliceEvidence,
 )
 from ml_assets.evaluation.metrics import calibration, classification_metrics, group_fairness
@@ -45,6 +46,7 @@ from ml_assets.evaluation.policy import (
     CalibrationGate,
     ChampionGate,
     FloorGate,
+    OperationalGate,
     ReproducibilityGate,
     SignificanceGate,
     SliceGate,
@@ -233,6 +235,55 @@ def test_the_f1_maximising_threshold_and_the_logistic_baseline():
     assert roc_auc_score(linear, fitted) > 0.99
 
 
+def _scoring(p50_ms: float, rows_per_second: float) -> ScoringCost:
+    return ScoringCost(
+        p50_ms=p50_ms,
+        p99_ms=2 * p50_ms,
+        rows_per_second=rows_per_second,
+        wall_p50_ms=3 * p50_ms,
+        model_mb=1.0,
+    )
+
+
+def _profile(candidate: ScoringCost, champion: ScoringCost | None) -> Operational:
+    return Operational(
+        **candidate.model_dump(),
+        champion=champion,
+        peak_rss_mb=200.0,
+        baseline_rss_mb=150.0,
+        single_row_requests=100,
+        batch_rows=1000,
+        rounds=5,
+    )
+
+
+def test_operational_budgets_are_absolute_and_relative_to_the_champion():
+    policy = OperationalGate(max_p50_ms=5, min_rows_per_second=10_000, max_slowdown=2.0)
+    fast = _scoring(p50_ms=0.1, rows_per_second=100_000)
+    alone = gates.operational(_profile(fast, None), policy)
+    assert alone.passed
+    assert {c.name for c in alone.criteria} == {
+        "p50_ms",
+        "p99_ms",
+        "rows_per_second",
+        "model_mb",
+        "peak_rss_mb",
+    }
+    # Well inside every absolute budget, but three times the champion's single-row cost.
+    slower = gates.operational(_profile(_scoring(0.3, 100_000), fast), policy)
+    assert not slower.passed
+    failed = {c.name: c for c in slower.criteria if not c.passed}
+    assert set(failed) == {"p50 slowdown vs champion"}
+    assert failed["p50 slowdown vs champion"].value == pytest.approx(3.0)
+    # A batch 2.5 times as costly per row fails the same relative budget.
+    heavier = gates.operational(_profile(_scoring(0.1, 40_000), fast), policy)
+    assert [c.name for c in heavier.criteria if not c.passed] == ["batch slowdown vs champion"]
+    # 1.5 times slower is within the relative budget; over the absolute p50 is not.
+    assert gates.operational(_profile(_scoring(0.15, 70_000), fast), policy).passed
+    over = gates.operational(_profile(_scoring(6.0, 100_000), None), policy)
+    assert [c.name for c in over.criteria if not c.passed] == ["p50_ms"]
+
+
 def test_significance_rules():
     non_inferior = SignificanceGate(rule="non_inferior", non_inferiority_margin=0.005)
     superior = SignificanceGate(rule="superior", non_inferiority_margin=0.005)
@@ -417,6 +468,7 @@ def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
             p50_ms=1.0,
             p99_ms=math.inf,
             rows_per_second=1e5,
+            wall_p50_ms=1.2,
             model_mb=0.1,
             peak_rss_mb=100.0,
             baseline_rss_mb=90.0,

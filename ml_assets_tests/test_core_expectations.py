@@ -32,7 +32,12 @@ from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.features.integrity import split_integrity
 from ml_assets.settings import load_settings
-from ml_assets.training.serving import feature_differences, features_for_records, to_records
+from ml_assets.training.serving import (
+    RecordEncoder,
+    feature_differences,
+    model_matrix,
+    to_records,
+)
 from ml_assets_tests.conftest import rule_settings
 
 CONTRACT = load_settings().dataset
@@ -315,15 +320,26 @@ def test_timestamps_after_the_batch_day_fail():
 
 def test_serving_path_reproduces_training_features_exactly():
     features = _day(2, rows=300)[0]
-    batch = build_features(features, CONTRACT)
-    served = features_for_records(to_records(features), CONTRACT)
-    assert feature_differences(batch, served).empty
+    encoder = RecordEncoder(CONTRACT)
+    batch = model_matrix(build_features(features, CONTRACT))
+    served = encoder.matrix(to_records(features))
+    assert feature_differences(batch, served, encoder.columns).empty
     # A client that rounds numbers to 4 significant digits is caught, cell by cell.
     lossy = [
         {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in r.items()}
         for r in to_records(features)
     ]
-    diff = feature_differences(batch, features_for_records(lossy, CONTRACT))
+    diff = feature_differences(batch, encoder.matrix(lossy), encoder.columns)
     assert not diff.empty and set(diff["column"]) <= set(CONTRACT.numeric_columns)
     with pytest.raises(KeyError, match="debt_to_income"):
-        features_for_records([{"income": 1.0}], CONTRACT)
+        encoder.row({"income": 1.0})
+    record = to_records(features.head(1))[0]
+    with pytest.raises(ValueError, match="'income': 'n/a' is not a number"):
+        encoder.row({**record, "income": "n/a"})
+    # A category outside the contract, and a null, are missing, as pd.Categorical has them.
+    odd = {**record, "region": "atlantis", "income": None}
+    row = encoder.row(odd)
+    assert math.isnan(row[encoder.columns.index("region")])
+    assert math.isnan(row[encoder.columns.index("income")])
+    framed = model_matrix(build_features(pd.DataFrame([odd]), CONTRACT))
+    assert feature_differences(framed, encoder.matrix([odd]), encoder.columns).empty

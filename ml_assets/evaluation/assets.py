@@ -126,7 +126,7 @@ def evaluation_report(
 
     client = pipeline.mlflow_client()
     champion = version_for_alias(client, candidate["model"], settings.delivery.production_alias)
-    champion_scores = None
+    champion_scores, champion_path = None, None
     if champion is not None:
         champion_path = download_model_file(
             client, champion, pipeline.models_dir / f"v{champion.version}"
@@ -201,8 +201,10 @@ def evaluation_report(
         model_path,
         test.drop(columns=[SPLIT_COLUMN]),
         dataset,
+        champion_path=champion_path,
         single_row_requests=gates.operational.single_row_requests,
         batch_rows=gates.operational.batch_rows,
+        rounds=gates.operational.rounds,
     )
     timings["operational"] = time.perf_counter() - started
 

@@ -89,17 +89,34 @@ class Comparison(Evidence):
     mcnemar: McNemar
 
 
-class Operational(Evidence):
-    """What scoring with the candidate costs on the machine that ran the evaluation."""
+class ScoringCost(Evidence):
+    """What scoring with one model costs, in CPU time of the scoring thread.
+
+    CPU time, not the wall clock: a process waiting for a core (a busy CI machine) does not run
+    up CPU time, so the figures are the model's cost rather than the machine's load. Each figure
+    is the minimum over the measurement's rounds.
+    """
 
     p50_ms: float
     p99_ms: float
+    # Rows of one batch call per CPU second, on one thread.
     rows_per_second: float
+    # The same single-row requests by the wall clock (median over rounds): what a caller waited
+    # on this machine at the time, for information; load changes it and no verdict reads it.
+    wall_p50_ms: float
     model_mb: float
+
+
+class Operational(ScoringCost):
+    """The candidate's scoring cost (its own fields), the champion's measured interleaved with
+    it in the same process, and the scoring process's memory."""
+
+    champion: ScoringCost | None = None
     peak_rss_mb: float
     baseline_rss_mb: float
     single_row_requests: int
     batch_rows: int
+    rounds: int = 1
 
 
 class BehaviourCase(Evidence):

@@ -388,17 +388,44 @@ def calibration(
 
 
 def operational(profile: Operational, policy: OperationalGate) -> GateDecision:
-    """Latency, throughput, model size and scoring memory within the budget."""
-    return decide(
-        "operational",
-        [
-            Criterion("p50_ms", profile.p50_ms, policy.max_p50_ms, "<="),
-            Criterion("p99_ms", profile.p99_ms, policy.max_p99_ms, "<="),
-            Criterion("rows_per_second", profile.rows_per_second, policy.min_rows_per_second, ">="),
-            Criterion("model_mb", profile.model_mb, policy.max_model_mb, "<="),
-            Criterion("peak_rss_mb", profile.peak_rss_mb, policy.max_peak_memory_mb, "<="),
-        ],
-    )
+    """Latency, throughput, model size and scoring memory within the budget, and not much
+    slower than the champion measured beside the candidate."""
+    champion = profile.champion
+    criteria = [
+        Criterion("p50_ms", profile.p50_ms, policy.max_p50_ms, "<=", champion and champion.p50_ms),
+        Criterion("p99_ms", profile.p99_ms, policy.max_p99_ms, "<=", champion and champion.p99_ms),
+        Criterion(
+            "rows_per_second",
+            profile.rows_per_second,
+            policy.min_rows_per_second,
+            ">=",
+            champion and champion.rows_per_second,
+        ),
+        Criterion(
+            "model_mb", profile.model_mb, policy.max_model_mb, "<=", champion and champion.model_mb
+        ),
+        Criterion("peak_rss_mb", profile.peak_rss_mb, policy.max_peak_memory_mb, "<="),
+    ]
+    if champion is not None:
+        criteria += [
+            Criterion(
+                "p50 slowdown vs champion",
+                profile.p50_ms / champion.p50_ms,
+                policy.max_slowdown,
+                "<=",
+                1.0,
+                note="candidate's single-row p50 / champion's, measured interleaved",
+            ),
+            Criterion(
+                "batch slowdown vs champion",
+                champion.rows_per_second / profile.rows_per_second,
+                policy.max_slowdown,
+                "<=",
+                1.0,
+                note="candidate's CPU time per batch row / champion's, measured interleaved",
+            ),
+        ]
+    return decide("operational", criteria)
 
 
 def behaviour(results: list[BehaviourCase] | None, policy: BehaviourGate) -> GateDecision:

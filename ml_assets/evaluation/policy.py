@@ -82,13 +82,20 @@ class BaselineGate(_Gate):
 
 
 class OperationalGate(_Gate):
+    # Absolute budgets, in CPU time of the scoring thread (evaluation/operational.py).
     max_p50_ms: float = Field(20.0, gt=0)
     max_p99_ms: float = Field(50.0, gt=0)
+    # Batch rows per CPU second on one thread.
     min_rows_per_second: float = Field(20_000.0, gt=0)
     max_model_mb: float = Field(20.0, gt=0)
     max_peak_memory_mb: float = Field(1024.0, gt=0)
+    # Relative budget against the champion measured beside the candidate: its single-row p50
+    # and its per-row batch cost may be at most this many times the champion's.
+    max_slowdown: float = Field(3.0, ge=1)
     single_row_requests: int = Field(200, ge=10)
     batch_rows: int = Field(20_000, ge=100)
+    # Measurement rounds, interleaved with the champion's; each figure is the minimum.
+    rounds: int = Field(5, ge=1, le=100)
 
 
 class BehaviourGate(_Gate):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml_assets.evaluation.evidence import Evaluation
+from ml_assets.evaluation.evidence import Evaluation, ScoringCost
 from ml_assets.evaluation.gates import GateDecision
 
 
@@ -104,6 +104,19 @@ def _sections(
         if base
         else pd.DataFrame([{"note": "no baselines in this evaluation"}])
     )
+    op = evaluation.operational
+    costs = [("candidate", op), ("champion", op.champion)]
+    operational = pd.DataFrame(
+        [
+            {"model": name}
+            | (
+                {"note": "no champion measured"}
+                if cost is None
+                else {field: getattr(cost, field) for field in ScoringCost.model_fields}
+            )
+            for name, cost in costs
+        ]
+    )
     return [
         ("Gates", gate_table(decisions, severities)),
         ("Metrics on the test rows", metrics),
@@ -115,8 +128,10 @@ def _sections(
         ("Champion vs challenger: paired bootstrap of the AUC difference", significance),
         ("Champion vs challenger: McNemar's exact test at the decision threshold", mcnemar),
         (
-            "Operational (measured on this machine)",
-            pd.DataFrame([evaluation.operational.model_dump()]),
+            f"Operational (CPU time of the scoring thread, best of {op.rounds} round(s) of "
+            f"{op.single_row_requests} single-row requests and a {op.batch_rows:,}-row batch; "
+            f"scoring process peak {op.peak_rss_mb:.0f} MiB)",
+            operational,
         ),
         ("Behaviour tests", behaviour),
         (

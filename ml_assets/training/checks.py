@@ -19,8 +19,9 @@ def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.Asset
 
     from ml_assets.training.model import load_model, predict_scores
     from ml_assets.training.serving import (
+        RecordEncoder,
         feature_differences,
-        features_for_records,
+        model_matrix,
         score_records,
         to_records,
     )
@@ -32,8 +33,9 @@ def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.Asset
     test = examples[examples[SPLIT_COLUMN] == "test"]
     sample = test.sample(n=min(settings.validation.parity_sample_rows, len(test)), random_state=0)
     records = to_records(sample)
+    encoder = RecordEncoder(dataset)
     differences = feature_differences(
-        build_features(sample, dataset), features_for_records(records, dataset)
+        model_matrix(build_features(sample, dataset)), encoder.matrix(records), encoder.columns
     )
     booster = load_model(Path(candidate["local_path"]))
     gap = np.abs(
