@@ -19,7 +19,7 @@ from ml_assets.monitoring.assets import drift_report, gate_history
 from ml_assets.monitoring.jobs import gate_history_job
 from ml_assets.monitoring.sensors import build_gate_history_schedule
 from ml_assets.resources import PipelineResource, mlflow_tracking
-from ml_assets.retraining.jobs import ingestion_job, ml_pipeline_job, training_job
+from ml_assets.retraining.jobs import evaluation_job, ingestion_job, ml_pipeline_job, training_job
 from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import load_settings
 from ml_assets.training import checks as training_checks
@@ -43,7 +43,14 @@ CHECKS = [
     training_checks.candidate_model_matches_serving_path,
     *evaluation_checks.MODEL_GATES,
 ]
-JOBS = [ml_pipeline_job, ingestion_job, training_job, promote_to_production_job, gate_history_job]
+JOBS = [
+    ml_pipeline_job,
+    ingestion_job,
+    training_job,
+    evaluation_job,
+    promote_to_production_job,
+    gate_history_job,
+]
 
 
 @dg.definitions

@@ -14,7 +14,12 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
-from ml_assets.data.policy import DatasetSettings, StrictModel, ValidationSettings
+from ml_assets.data.policy import (
+    CONTRACT_KEYS,
+    DatasetSettings,
+    StrictModel,
+    ValidationSettings,
+)
 from ml_assets.delivery.policy import DeliverySettings
 from ml_assets.evaluation.policy import GateSettings
 from ml_assets.monitoring.policy import DriftSettings
@@ -55,6 +60,49 @@ class Settings(StrictModel):
     @property
     def mlflow_artifact_location(self) -> str:
         return (self.storage.mlflow_dir / "artifacts").as_uri()
+
+    # What each stage's results depend on besides the data: a change redoes that stage and the
+    # ones after it, and nothing before. Keys a stage never reads are left out of its hash, so
+    # changing them redoes nothing there.
+    @property
+    def data_gate_policy(self) -> str:
+        """The per-batch gates' inputs: the contract, and the validation policy less the
+        window and candidate gates' sample sizes."""
+        return _digest(
+            self.dataset.model_dump_json(include=CONTRACT_KEYS - {"slice_columns"}),
+            self.validation.model_dump_json(exclude=_WINDOW_AND_CANDIDATE_KEYS),
+        )
+
+    @property
+    def training_policy(self) -> str:
+        """What a model is trained from besides the window's data: the contract and
+        `training`, which includes the registered model's name."""
+        return _digest(
+            self.dataset.model_dump_json(include=CONTRACT_KEYS - {"slice_columns"}),
+            self.training.model_dump_json(),
+        )
+
+    @property
+    def evaluation_policy(self) -> str:
+        """What the evaluation and its gates read besides the candidate: `gates`, the slice
+        and sensitive columns, the behaviour cases (their file's content) and the aliases."""
+        cases = self.dataset.behaviour_cases
+        return _digest(
+            self.gates.model_dump_json(),
+            self.dataset.model_dump_json(include={"slice_columns", "sensitive_columns"}),
+            cases.read_text() if cases is not None and cases.is_file() else "no cases",
+            self.delivery.model_dump_json(),
+        )
+
+
+def _digest(*parts: str) -> str:
+    import hashlib
+
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+# validation keys that only the window gates or the serving-parity check read.
+_WINDOW_AND_CANDIDATE_KEYS = {"leakage_sample_rows", "min_labels_per_class", "parity_sample_rows"}
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:

@@ -121,8 +121,7 @@ def make_project(root: Path, **overrides) -> Project:
     # Small data, few rounds: a faster learning rate lets the model reach clear-cut scores.
     raw["training"]["lightgbm"].update(learning_rate=0.1, min_data_in_leaf=10)
     raw["drift"].update(reference_sample_rows=500)
-    # The parity check sends its sample one record at a time (about 10 ms each): 50 prove it.
-    raw["validation"].update(min_labels_per_class=10, parity_sample_rows=50)
+    raw["validation"].update(min_labels_per_class=10)
     # A few hundred test rows: the statistical gates get bounds that fit that noise; tests of
     # those gates set their own.
     # Relative to the base rate, so that they hold on the coarse 30% variant too.

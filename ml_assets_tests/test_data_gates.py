@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from ml_assets.evaluation.assets import load_evaluation
 from ml_assets.features.assets import reference_profile, training_dataset
 from ml_assets.training.registry import version_for_alias
 from ml_assets_tests.conftest import (
@@ -126,6 +127,58 @@ def test_shift_is_flagged_not_quarantined_under_the_default_warn(tmp_path, insta
     assert (
         day in window["days"] and "raw_batches_match_reference_profile" in window["warned"][day][0]
     )
+    # The model trained on it says so: in its MLflow version's tags and its evaluation.
+    client = project.pipeline.mlflow_client()
+    name = project.settings.training.registered_model_name
+    newest = max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    assert newest.tags["flagged_batches"].startswith(f"{day} (raw_batches_match_reference_profile")
+    evaluation = load_evaluation(project.pipeline)
+    assert evaluation.flagged_batches[day][0].startswith("raw_batches_match_reference_profile")
+
+
+def _collapse_credit_score(features, labels):
+    features["credit_score"] = 700.0  # constant where the reference varies
+
+
+def _flip_labels(features, labels):
+    labels["defaulted"] = 1 - labels["defaulted"]  # upstream swapped the classes
+
+
+def _null_burst(features, labels):
+    features.loc[features.index[: int(len(features) * 0.8)], "employment_years"] = None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "gate", "evidence"),
+    [
+        (_collapse_credit_score, "raw_batches_match_reference_profile", "credit_score std"),
+        (_flip_labels, "raw_labels_positive_rate_matches_reference", "label positive_rate"),
+        (_null_burst, "raw_batches_match_reference_profile", "employment_years null_rate"),
+    ],
+)
+def test_extreme_shifts_are_errors_under_the_default_warn(
+    tmp_path, instance, mutate, gate, evidence
+):
+    """Beyond validation.statistics.hard a shift blocks although its gate is WARN (#10 C)."""
+    project = _baseline(tmp_path, instance, strict=False, model=False)
+    (day,) = project.write_days(NEW_DAY, 1, rows=2000)
+    dataset = project.settings.dataset
+    paths = dataset.features_dir / f"{day}.parquet", dataset.labels_dir / f"{day}.parquet"
+    features, labels = (pd.read_parquet(p) for p in paths)
+    mutate(features, labels)
+    features.to_parquet(paths[0], index=False)
+    labels.to_parquet(paths[1], index=False)
+    result = ingest(project, instance, [day])
+    assert not result.success
+    check = _evaluation(result, gate)
+    assert not check.passed and check.severity.value == "ERROR"
+    assert check.metadata["decision"].value == "quarantine and block"
+    assert f"1 beyond a hard bound: {evidence}" in check.description
+    assert "hard_bound" in check.metadata["failure_cases"].value
+    assert (project.pipeline.quarantine_dir / day).is_dir()
+    assert _window(project, instance).success
+    window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
+    assert day in window["excluded"] and day not in window["days"]
 
 
 def test_fixed_file_comes_back_after_rematerialising(tmp_path, instance):

@@ -44,6 +44,7 @@ SNAPSHOT = {
         "training_dataset:training_dataset_splits_are_disjoint",
     ],
     "jobs": [
+        "evaluation_job",
         "gate_history_job",
         "ingestion_job",
         "ml_pipeline_job",

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pandas as pd
 import pytest
+import yaml
 
 from ml_assets.cli import run
 from ml_assets.training.registry import read_audit, version_for_alias
@@ -102,3 +103,71 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     assert bad not in set(rows["batch_day"])
     client = project.pipeline.mlflow_client()
     assert client.get_model_version("credit_default_risk", "2").tags["excluded_batches"] == bad
+
+
+def _edit(project, section: str, **values) -> None:
+    raw = yaml.safe_load(project.config_path.read_text())
+    target = raw
+    for key in section.split("."):
+        target = target[key]
+    target.update(values)
+    project.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def _verdict_files(project) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in project.pipeline.ledger_dir.rglob("*.json")}
+
+
+def test_make_run_redoes_exactly_what_a_change_affects(driver, capsys, monkeypatch):
+    """Retrain on a training change, re-evaluate on a gate change or after a crash, and
+    nothing on a change no stage reads (#10 E)."""
+    project = driver
+    assert run.main([]) == 0
+    capsys.readouterr()
+    judged = _verdict_files(project)
+
+    # A key that neither the gates, training nor the evaluation read: nothing is redone.
+    _edit(project, "drift", reference_sample_rows=400)
+    assert run.main([]) == 0
+    out = capsys.readouterr().out
+    assert "everything is up to date" in out and "0 Dagster run(s)" in out
+    assert _verdict_files(project) == judged  # no batch judged again
+
+    # A gate threshold changes and the evaluation crashes: exit 2 with its cause, no retrain.
+    from ml_assets.evaluation import operational
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scoring harness lost its workdir")
+
+    _edit(project, "gates.floors", min_roc_auc=0.69)
+    with monkeypatch.context() as patch:
+        patch.setattr(operational, "measure_scoring", broken)
+        assert run.main([]) == 2
+    out = capsys.readouterr().out
+    assert "re-evaluated without retraining: the gate policy changed" in out
+    assert "ERROR evaluation_report: RuntimeError: scoring harness lost its workdir" in out
+    assert _versions(project) == ["1"]
+
+    # The next run retries what errored, still without retraining.
+    assert run.main([]) == 0
+    out = capsys.readouterr().out
+    assert "re-evaluated without retraining: the gate policy changed" in out
+    assert "gate candidate_meets_metric_floors: PASS" in out
+    assert _versions(project) == ["1"]
+    assert run.main([]) == 0
+    assert "everything is up to date" in capsys.readouterr().out
+
+    # A LightGBM parameter changes: a new model is trained on the same window; its evaluation
+    # crashes, and the next run evaluates it without training a third.
+    _edit(project, "training.lightgbm", num_leaves=15)
+    with monkeypatch.context() as patch:
+        patch.setattr(operational, "measure_scoring", broken)
+        assert run.main([]) == 2
+    out = capsys.readouterr().out
+    assert "retrained: training settings" in out
+    assert _versions(project) == ["1", "2"]
+    run.main([])
+    out = capsys.readouterr().out
+    assert "re-evaluated without retraining: version 2 has no finished evaluation" in out
+    assert _versions(project) == ["1", "2"]
+    assert _verdict_files(project) == judged  # the batches' verdicts still stand

@@ -64,6 +64,33 @@ def test_unknown_and_mistyped_keys_fail(tmp_path):
     assert "drift.drifted_columns_share" in str(error.value)
 
 
+def test_lightgbm_parameters_are_lightgbm_s_own(tmp_path):
+    raw = _raw()
+    raw["training"]["lightgbm"].update(num_leavs=15, min_child_samples=20, metric="binary_logloss")
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "p.yaml")
+    message = str(error.value)
+    assert "training.lightgbm" in message and str(tmp_path / "p.yaml") in message
+    assert "'num_leavs' is not a LightGBM parameter (did you mean num_leaves" in message
+    assert "min_child_samples" not in message  # an alias of min_data_in_leaf
+    # What the pipeline sets itself is refused with the key that controls it.
+    raw = _raw()
+    raw["training"]["lightgbm"]["n_estimators"] = 500
+    with pytest.raises(SettingsError, match=r"'n_estimators' is set by training\.num_boost_round"):
+        parse_settings(raw, tmp_path / "p.yaml")
+
+
+def test_the_lightgbm_parameter_list_matches_the_installed_lightgbm():
+    """The copy read at load (so loading does not import LightGBM) is the installed one's."""
+    import json
+
+    from ml_assets.training.policy import LIGHTGBM_PARAMETERS, installed_lightgbm_parameters
+
+    assert json.loads(LIGHTGBM_PARAMETERS.read_text()) == installed_lightgbm_parameters(), (
+        "LightGBM changed its parameters: run `python -m ml_assets.training.policy`"
+    )
+
+
 def test_unknown_severity_key_names_the_key_and_the_file(tmp_path):
     raw = _raw()
     raw["validation"]["severity"]["raw_batches_match_shema"] = "WARN"

@@ -43,6 +43,8 @@ class RunReport:
     checks: dict[str, tuple[bool, dict, str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # checks that failed at severity ERROR
+    # Why the model's stages were redone, or why they were not, when no batch was ingested.
+    redo_reason: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +73,17 @@ class RunReport:
             if event.is_step_failure:
                 error = event.step_failure_data.error
                 if error and "DagsterAssetCheckFailedError" not in (error.cls_name or ""):
-                    self.errors.append(f"{event.step_key}: {error.message.strip()}")
+                    self.errors.append(f"{event.step_key}: {root_cause(error)}")
+
+
+def root_cause(error) -> str:
+    """The innermost error's message: Dagster wraps a step's exception in "Error occurred
+    while executing op ..."; the person needs what was raised (the trace stays in the log)."""
+    while error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    # Dagster's messages start with the exception's class; a dg.Failure's is the text alone.
+    return message.splitlines()[0] if len(message.splitlines()) == 1 else message[:1000]
 
 
 def _prepare_batches(settings) -> None:
@@ -113,12 +125,9 @@ def run_pipeline() -> int:
     import dagster as dg
 
     from ml_assets.data.assets import batch_partitions
-    from ml_assets.data.batches import locate_batches
-    from ml_assets.data.ledger import plan_window
     from ml_assets.definitions import defs as build_definitions
     from ml_assets.resources import PipelineResource
-    from ml_assets.retraining.sensors import ingestion_requests, latest_metadata
-    from ml_assets.training.assets import candidate_model
+    from ml_assets.retraining.sensors import ingestion_requests
 
     started = time.perf_counter()
     definitions = build_definitions()
@@ -143,17 +152,11 @@ def run_pipeline() -> int:
     if requests:
         job, run_tags = "ml_pipeline_job", {**requests[-1].tags, **tags}
     else:
-        dataset = settings.dataset
-        window = plan_window(
-            pipeline.ledger_dir,
-            locate_batches(dataset.features_dir, dataset.labels_dir),
-            settings.training.window_days,
-            BATCH_GATES,
-        )
-        latest = latest_metadata(instance, candidate_model)
-        trained_on = latest[1].get("data_version") if latest else None
-        job = None if trained_on == window.data_version else "training_job"
-        run_tags = tags
+        redo, verdicts = _what_to_redo(instance, pipeline, settings)
+        job, run_tags = redo.job, {**tags, "ml_assets/redo_reason": redo.reason[:200]}
+        report.redo_reason = redo.reason
+        if job is None:
+            report.blocked += [name for name, v in verdicts.items() if v == "failed"]
     if job:
         result = definitions.resolve_job_def(job).execute_in_process(
             instance=instance, tags=run_tags, run_config=LOG_CONFIG, raise_on_error=False
@@ -163,12 +166,55 @@ def run_pipeline() -> int:
     return report.exit_code
 
 
+def _what_to_redo(instance, pipeline, settings):
+    """With no batch to ingest: what the model's stages must redo (retraining/policy.py), and
+    the promotion gates' latest verdicts."""
+    from ml_assets.data.batches import locate_batches
+    from ml_assets.data.ledger import plan_window
+    from ml_assets.delivery.assets import gate_verdicts, staging_model
+    from ml_assets.evaluation.assets import evaluation_report
+    from ml_assets.evaluation.checks import PROMOTION_GATES
+    from ml_assets.retraining.policy import what_to_redo
+    from ml_assets.retraining.sensors import latest_metadata
+    from ml_assets.training.assets import candidate_model
+
+    dataset = settings.dataset
+    window = plan_window(
+        pipeline.ledger_dir,
+        locate_batches(dataset.features_dir, dataset.labels_dir),
+        settings.training.window_days,
+        BATCH_GATES,
+    )
+    candidate, evaluation, staged = (
+        latest_metadata(instance, asset)
+        for asset in (candidate_model, evaluation_report, staging_model)
+    )
+    verdicts = gate_verdicts(instance, PROMOTION_GATES)
+    redo = what_to_redo(
+        window_version=window.data_version,
+        training_policy=settings.training_policy,
+        evaluation_policy=settings.evaluation_policy,
+        candidate=candidate and candidate[1],
+        evaluation=evaluation and evaluation[1],
+        verdicts=verdicts,
+        staged_version=staged and staged[1].get("model_version"),
+    )
+    return redo, verdicts
+
+
 def summarise(report: RunReport, settings, requests, job: str | None, seconds: float) -> str:
     lines = ["", "ml_assets run summary"]
     if not report.runs:
-        lines.append(
-            "  everything is up to date: no new or changed batch, training window unchanged"
-        )
+        lines.append(f"  everything is up to date: no new or changed batch; {report.redo_reason}")
+        if report.blocked:
+            lines.append(
+                f"  it was kept off staging by {', '.join(sorted(report.blocked))} (unchanged "
+                "since; the evaluation report says why)"
+            )
+    elif job == "training_job" and report.redo_reason:
+        lines.append(f"  retrained: {report.redo_reason}")
+    elif job == "evaluation_job":
+        lines.append(f"  re-evaluated without retraining: {report.redo_reason}")
     mats, checks = report.materialized, report.checks
     ignored = mats.get("raw_batches", {}).get("ignored_files")
     if ignored:
@@ -177,17 +223,15 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
     if batch_gates:
         judged = max(c[1]["batches_checked"] for c in batch_gates.values())
 
-        def failed_days(severity: str) -> list[str]:
-            days = {
-                d
-                for _, meta, _ in batch_gates.values()
-                if meta.get("severity") == severity
-                for d in str(meta.get("failed_days", "none")).split(", ")
-                if d != "none"
-            }
-            return sorted(days)
-
-        quarantined, flagged = failed_days("ERROR"), failed_days("WARN")
+        # Per batch: a WARN gate's failure beyond a hard bound quarantines that batch alone.
+        quarantined = sorted({d for _, meta, _ in batch_gates.values() for d in meta["quarantine"]})
+        failed = {
+            d
+            for _, meta, _ in batch_gates.values()
+            for d in str(meta.get("failed_days", "none")).split(", ")
+            if d != "none"
+        }
+        flagged = sorted(failed - set(quarantined))
         where = f" ({', '.join(quarantined)} -> {settings.storage.data_dir / 'quarantine'})"
         lines.append(
             f"  batches ingested: {judged}, passed {judged - len(quarantined)}, "
@@ -212,10 +256,15 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
         )
     for name, (passed, meta, description) in checks.items():
         if not passed and meta.get("failed_days"):
-            action = (
-                "quarantined"
-                if meta.get("severity") == "ERROR"
-                else "flagged (WARN), still eligible"
+            held = sorted(meta.get("quarantine") or {})
+            kept = [d for d in str(meta["failed_days"]).split(", ") if d not in held]
+            action = ", ".join(
+                part
+                for part in (
+                    f"quarantined {', '.join(held)}" if held else "",
+                    f"flagged (WARN), still eligible: {', '.join(kept)}" if kept else "",
+                )
+                if part
             )
             lines.append(f"  gate {name}: FAIL on {meta['failed_days']} - {action}: {description}")
         elif name not in BATCH_GATES:  # a window, serving or evaluation gate: one verdict
@@ -233,7 +282,7 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
             "  production does not move by itself: "
             f"make promote VERSION={meta['model_version']} APPROVER=<you>"
         )
-    elif job in ("ml_pipeline_job", "training_job"):
+    elif job in ("ml_pipeline_job", "training_job", "evaluation_job"):
         lines.append("  aliases: unchanged (a gate failed or training did not run)")
     if "drift_report" in mats:
         meta = mats["drift_report"]

@@ -101,7 +101,9 @@ def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
     delivered = list_batch_files(dataset.features_dir) if dataset.labels_dir is not None else {}
     return RuleSettings(
         contract=dataset,
-        policy=StatisticalPolicy(**validation.statistics.model_dump()),
+        policy=StatisticalPolicy(
+            **validation.statistics.model_dump(exclude={"hard"}), hard=validation.statistics.hard
+        ),
         profile=_profile(pipeline),
         max_failing_row_share=validation.max_failing_row_share,
         min_join_rate=validation.min_label_join_rate,
@@ -179,8 +181,9 @@ def judge_run(
     policy = pipeline.gate_policy  # a hash of the settings: computed once per gate run
     for batch in batches.values():
         report = judged[batch.day]
-        # A batch the gate could not judge is blocked whatever the gate's severity.
-        blocking = "ERROR" if report.error else severity
+        # A batch the gate could not judge, or one beyond a hard bound, is blocked whatever
+        # the gate's severity.
+        blocking = "ERROR" if report.error or report.hard else severity
         record_verdict(
             pipeline.ledger_dir,
             name,
@@ -216,8 +219,8 @@ def judge_run(
         if failed
         else pd.DataFrame()
     )
-    if any(r.error for r in failed):
-        severity = "ERROR"  # an unjudged batch blocks, so the check does too
+    if any(r.error or r.hard for r in failed):
+        severity = "ERROR"  # an unjudged or hard-failing batch blocks, so the check does too
     decision = (
         "pass" if not failed else ("quarantine and block" if severity == "ERROR" else "flag (WARN)")
     )

@@ -8,13 +8,14 @@ needs a much larger shift than a 20,000-row batch before it fails.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml_assets.data.contract import DataContract
+from ml_assets.data.policy import HardBounds
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class StatisticalPolicy:
     min_null_rate_excess: float = 0.02
     max_null_rate: float = 0.2
     min_positive_rate_shift: float = 0.05
+    # Beyond these a significant shift blocks whatever the gate's severity
+    # (validation.statistics.hard).
+    hard: HardBounds = field(default_factory=HardBounds)
 
 
 def build_profile(

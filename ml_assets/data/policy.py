@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ml_assets.data.contract import DataContract
 from ml_assets.data.gates import DATA_GATES, Severity
@@ -18,6 +18,10 @@ class StrictModel(BaseModel):
     """A policy block: unknown keys are errors, values never change after loading."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+# The contract's own keys, without where the batches live.
+CONTRACT_KEYS = frozenset(DataContract.model_fields)
 
 
 class DatasetSettings(DataContract):
@@ -39,6 +43,26 @@ class DatasetSettings(DataContract):
         return path
 
 
+class HardBounds(StrictModel):
+    """Beyond these a significant shift is an ERROR whatever validation.severity says: the
+    batch is quarantined and kept out of training. Ordinary drift stays below them."""
+
+    # A mean this many reference standard deviations away (a unit change, say).
+    max_mean_shift_std: float = Field(3.0, gt=0)
+    # Standard deviation this many times larger or smaller; a column collapsed to a constant
+    # where the reference varies has an infinite ratio.
+    max_std_ratio: float = Field(10.0, gt=1)
+    # Share of rows outside the reference's 0.1%..99.9% range, beyond the reference's own.
+    max_tail_excess: float = Field(0.5, gt=0, le=1)
+    # Total variation distance of a categorical column's proportions.
+    max_category_distance: float = Field(0.5, gt=0, le=1)
+    max_unseen_category_share: float = Field(0.2, gt=0, le=1)
+    # Null share of a nullable column.
+    max_null_rate: float = Field(0.5, gt=0, le=1)
+    # Positive-label rate this far from the reference's (labels flipped upstream, say).
+    max_positive_rate_shift: float = Field(0.25, gt=0, le=1)
+
+
 class StatisticsSettings(StrictModel):
     """Statistical expectations: significance for the batch's size and a floor on the effect."""
 
@@ -51,6 +75,26 @@ class StatisticsSettings(StrictModel):
     min_null_rate_excess: float = Field(0.02, ge=0, le=1)
     max_null_rate: float = Field(0.2, ge=0, le=1)
     min_positive_rate_shift: float = Field(0.05, ge=0, le=1)
+    hard: HardBounds = Field(default_factory=HardBounds)
+
+    @model_validator(mode="after")
+    def _hard_bounds_beyond_the_floors(self) -> StatisticsSettings:
+        pairs = [
+            ("min_mean_shift_std", "max_mean_shift_std"),
+            ("min_std_ratio", "max_std_ratio"),
+            ("min_tail_excess", "max_tail_excess"),
+            ("min_category_distance", "max_category_distance"),
+            ("max_unseen_category_share", "max_unseen_category_share"),
+            ("max_null_rate", "max_null_rate"),
+            ("min_positive_rate_shift", "max_positive_rate_shift"),
+        ]
+        for soft, hard in pairs:
+            if getattr(self.hard, hard) < getattr(self, soft):
+                raise ValueError(
+                    f"hard.{hard} ({getattr(self.hard, hard)}) is below {soft} "
+                    f"({getattr(self, soft)}): a hard bound lies beyond the ordinary one"
+                )
+        return self
 
 
 class ValidationSettings(StrictModel):

@@ -368,11 +368,18 @@ class _Expectations:
     failing_rows: np.ndarray
     detail: list[str] | str
     rows: pl.Expr | None = None  # which rows fail it (for the failing-row sample)
+    # The hard bound (validation.statistics.hard) and the days beyond it: those block.
+    hard_bound: float | None = None
+    hard: np.ndarray | None = None
+
+    def beyond_hard_bound(self, i: int) -> bool:
+        return bool(self.hard is not None and self.hard[i])
 
 
 def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expectations]:
     """Every statistical expectation of every profiled column the stack has, per day."""
     profile, policy = settings.profile, settings.policy
+    hard = policy.hard
     stats = day_statistics(stack, settings)
     n = stats["rows"]
     zeros = np.zeros(len(n), dtype=np.int64)
@@ -396,6 +403,8 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
                 p,
                 zeros,
                 [f"shift {e:.3f} reference std" for e in effect],
+                hard_bound=hard.max_mean_shift_std,
+                hard=fires(p, effect, policy.alpha, hard.max_mean_shift_std),
             )
         )
         ratio, p = std_ratio(std, count, ref, policy.min_std_ratio)
@@ -410,6 +419,8 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
                 p,
                 zeros,
                 [f"ratio {r:.3f}" for r in ratio],
+                hard_bound=hard.max_std_ratio,
+                hard=fires(p, ratio, policy.alpha, hard.max_std_ratio),
             )
         )
         excess, p = rate_excess(outside, count, ref.tail_share, policy.min_tail_excess)
@@ -427,6 +438,8 @@ def _profile_expectations(stack: Stack, settings: RuleSettings) -> list[_Expecta
                 outside,
                 f"outside [{ref.q_low:.4g}, {ref.q_high:.4g}]",
                 (value < ref.q_low) | (value > ref.q_high),
+                hard_bound=hard.max_tail_excess,
+                hard=fires(p, excess, policy.alpha, hard.max_tail_excess),
             )
         )
         result.append(
@@ -458,6 +471,8 @@ def _null_rate(name, nulls, n, reference, policy, rows) -> _Expectations:
         np.asarray(nulls, dtype=np.int64),
         f"ceiling {policy.max_null_rate}",
         rows,
+        hard_bound=policy.hard.max_null_rate,
+        hard=fires(p, rate, policy.alpha, policy.hard.max_null_rate),
     )
 
 
@@ -494,6 +509,8 @@ def _category_expectations(stack, name, ref, n, policy) -> list[_Expectations]:
             p,
             np.zeros(n_days, dtype=np.int64),
             "total variation distance",
+            hard_bound=policy.hard.max_category_distance,
+            hard=fires(p, distance, policy.alpha, policy.hard.max_category_distance),
         ),
         _Expectations(
             name,
@@ -506,6 +523,8 @@ def _category_expectations(stack, name, ref, n, policy) -> list[_Expectations]:
             unseen,
             names,
             column.is_not_null() & ~column.is_in(list(ref.proportions)),
+            hard_bound=policy.hard.max_unseen_category_share,
+            hard=share > policy.hard.max_unseen_category_share,
         ),
         _null_rate(name, nulls, n, ref.null_rate, policy, pl.col(name).is_null()),
     ]
@@ -580,6 +599,7 @@ def _expectation_report(
                 "value": float(e.value[i]),
                 "reference": e.reference,
                 "threshold": e.threshold,
+                "hard_bound": e.hard_bound,
                 "p_value": None if e.p_value is None else float(e.p_value[i]),
                 "failing_rows": int(e.failing_rows[i]),
                 "detail": pick(e.detail, i),
@@ -595,6 +615,17 @@ def _expectation_report(
         bad = day.filter(pl.any_horizontal(masks))
         failing = len(bad)
         sample = _as_evidence(bad.head(settings.sample_rows))
+    # The hard breaches lead the reason: they are why the batch blocks.
+    ordered = sorted(failed, key=lambda e: not e.beyond_hard_bound(i))
+    beyond = [e for e in failed if e.beyond_hard_bound(i)]
+    listed = "; ".join(
+        f"{e.column} {e.expectation} {pick(e.detail, i)}"
+        + (f" (beyond the hard bound {e.hard_bound:g})" if e.beyond_hard_bound(i) else "")
+        for e in ordered[:5]
+    )
+    more = (
+        f"; and {len(ordered) - 5} more expectation(s) in failure_cases" if len(ordered) > 5 else ""
+    )
     return GateReport(
         check,
         stack.days[i] if stack is not None else "",
@@ -605,7 +636,8 @@ def _expectation_report(
         0.0,
         cases,
         sample,
-        "; ".join(f"{e.column} {e.expectation} {pick(e.detail, i)}" for e in failed[:5]),
+        (f"{len(beyond)} beyond a hard bound: " if beyond else "") + listed + more,
+        hard=bool(beyond),
     )
 
 
@@ -821,6 +853,8 @@ def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateR
         p,
         np.zeros(n_days, dtype=np.int64),
         [f"shift {s:.4f}" for s in shift],
+        hard_bound=policy.hard.max_positive_rate_shift,
+        hard=fires(p, shift, policy.alpha, policy.hard.max_positive_rate_shift),
     )
     reports = {}
     for i, day in enumerate(run.days):

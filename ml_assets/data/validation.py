@@ -19,6 +19,7 @@ EXPECTATION_CASE_COLUMNS = [
     "value",
     "reference",
     "threshold",
+    "hard_bound",
     "p_value",
     "failing_rows",
     "detail",
@@ -43,6 +44,9 @@ class GateReport:
     # The batch could not be judged (its file cannot be read, or the rule raised on it): the
     # verdict blocks and quarantines whatever the gate's severity.
     error: bool = False
+    # The failure goes beyond a hard bound (validation.statistics.hard): it blocks and
+    # quarantines whatever the gate's severity.
+    hard: bool = False
 
 
 def error_report(check: str, day: str, problem: str) -> GateReport:

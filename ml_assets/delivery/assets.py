@@ -21,17 +21,20 @@ def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
     """
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-    keys = [key for check in checks for key in check.check_keys]
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    storage = instance.event_log_storage
+    completed = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
     verdicts = {}
-    for key in keys:
-        record = records.get(key)
+    for key in (key for check in checks for key in check.check_keys):
+        # The latest execution that produced a verdict: a run that planned the check and
+        # stopped before it (a data gate blocked upstream) leaves a planned record, no verdict.
+        history = storage.get_asset_check_execution_history(key, limit=1, status=completed)
+        record = history[0] if history else None
         latest = instance.fetch_materializations(key.asset_key, limit=1).records
         if record is None or not latest:
             verdicts[key.name] = "never ran"
             continue
         evaluation = record.evaluation
-        target = evaluation.target_materialization_data if evaluation else None
+        target = getattr(evaluation, "target_materialization_data", None)
         if target is None or target.storage_id != latest[0].storage_id:
             verdicts[key.name] = "not run on the latest materialization"
         elif record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:

@@ -240,6 +240,7 @@ def evaluation_report(
         operational=operational,
         behaviour=cases,
         reproducibility=reproducibility,
+        flagged_batches=json.loads(pipeline.training_window_path.read_text()).get("warned", {}),
     )
 
     started = time.perf_counter()
@@ -274,6 +275,8 @@ def evaluation_report(
         metadata={
             "model_version": candidate["version"],
             "champion_version": champion_side.version if champion_side else "none",
+            # A hash of the gate policy: `make run` re-evaluates on a change, without retraining.
+            "evaluation_policy": settings.evaluation_policy,
             "test_rows": len(test),
             "roc_auc": metrics["roc_auc"],
             "pr_auc": metrics["pr_auc"],

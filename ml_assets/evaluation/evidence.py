@@ -172,6 +172,8 @@ class Evaluation(Evidence):
     behaviour: list[BehaviourCase] | None
     reproducibility: Reproducibility
     baselines: Baselines | None = None  # None in evaluations written before the baseline gate
+    # Batches of the training window that a WARN data gate flagged: day -> "gate: reason".
+    flagged_batches: dict[str, list[str]] = {}
     # The verdicts at evaluation time, as the report shows them; the checks decide afresh from
     # the evidence above and the current pipeline.yaml.
     gates: dict[str, dict[str, Any]] = {}

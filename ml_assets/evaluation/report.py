@@ -135,6 +135,17 @@ def _sections(
         ),
         ("Behaviour tests", behaviour),
         (
+            "Training batches flagged by WARN data gates (trained on, shifted)",
+            pd.DataFrame(
+                [
+                    {"batch": day, "flagged by": reason}
+                    for day, reasons in sorted(evaluation.flagged_batches.items())
+                    for reason in reasons
+                ]
+                or [{"note": "no batch of the training window was flagged"}]
+            ),
+        ),
+        (
             "Reproducibility",
             pd.DataFrame([evaluation.reproducibility.model_dump()]).T.reset_index(),
         ),

@@ -34,3 +34,11 @@ training_job = dg.define_asset_job(
     ),
     description="Retrain on the passing batches of the window, evaluate, and stage if gates pass.",
 )
+evaluation_job = dg.define_asset_job(
+    "evaluation_job",
+    selection=dg.AssetSelection.assets(evaluation_report, staging_model),
+    description=(
+        "Evaluate the latest candidate again (after a crash, or when the gate policy changed) "
+        "and stage it if the gates pass; nothing is retrained."
+    ),
+)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from pydantic import Field
 
 from ml_assets.data.policy import StrictModel
@@ -13,3 +17,59 @@ class ScheduleSettings(StrictModel):
     gate_history_cron: str = "0 6 * * *"
     timezone: str = "UTC"
     sensor_interval_seconds: int = Field(60, ge=5)
+
+
+# Gate verdicts (delivery.assets.gate_verdicts) that are settled: anything else (errored, never
+# ran, not run on the latest evaluation) means the evaluation did not finish.
+SETTLED_VERDICTS = frozenset({"passed", "warned", "failed"})
+
+
+@dataclass(frozen=True)
+class Redo:
+    """The job that brings the model up to date (None when it is), and why."""
+
+    job: str | None
+    reason: str
+
+
+def what_to_redo(
+    *,
+    window_version: str,
+    training_policy: str,
+    evaluation_policy: str,
+    candidate: Mapping[str, Any] | None,
+    evaluation: Mapping[str, Any] | None,
+    verdicts: Mapping[str, str],
+    staged_version: str | None,
+) -> Redo:
+    """Retrain when the window or the training settings changed; re-evaluate (no retraining)
+    when the last evaluation did not finish, its gates did not all run, the gate policy
+    changed, or a candidate that passed was not staged; else nothing.
+
+    `candidate` and `evaluation` are the latest materializations' metadata of candidate_model
+    and evaluation_report, `verdicts` the promotion gates' latest verdicts.
+    """
+    if candidate is None:
+        return Redo("training_job", "no model trained yet")
+    version = candidate.get("model_version")
+    if candidate.get("data_version") != window_version:
+        return Redo("training_job", f"the training window changed since version {version}")
+    if candidate.get("training_policy") != training_policy:
+        return Redo(
+            "training_job",
+            f"training settings (training, or the contract's columns) changed since version "
+            f"{version} was trained",
+        )
+    if evaluation is None or evaluation.get("model_version") != version:
+        return Redo("evaluation_job", f"version {version} has no finished evaluation")
+    if evaluation.get("evaluation_policy") != evaluation_policy:
+        return Redo(
+            "evaluation_job", f"the gate policy changed since version {version} was evaluated"
+        )
+    unsettled = {name: v for name, v in verdicts.items() if v not in SETTLED_VERDICTS}
+    if unsettled:
+        listed = ", ".join(f"{name} ({v})" for name, v in sorted(unsettled.items()))
+        return Redo("evaluation_job", f"gates of version {version} did not finish: {listed}")
+    if "failed" not in verdicts.values() and staged_version != version:
+        return Redo("evaluation_job", f"version {version} passed its gates but was not staged")
+    return Redo(None, f"version {version} is trained, evaluated and judged on the current window")

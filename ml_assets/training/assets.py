@@ -10,7 +10,7 @@ import dagster as dg
 from ml_assets.features.assets import training_dataset
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
-from ml_assets.training.lineage import git_commit
+from ml_assets.training.lineage import flagged_batches_tag, git_commit
 from ml_assets.training.registry import MODEL_FILE, append_audit, register_version
 
 
@@ -40,6 +40,8 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "code_version": commit,
         "window": f"{window['days'][0]}..{window['days'][-1]}",
         "excluded_batches": ",".join(sorted(window["excluded"])) or "none",
+        # Trained on, though a WARN data gate flagged them (a shift short of the hard bounds).
+        "flagged_batches": flagged_batches_tag(window.get("warned", {})),
         "dagster_run_id": context.run.run_id,
     }
     try:
@@ -99,6 +101,8 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "model_version": str(version.version),
             "mlflow_run_id": run.info.run_id,
             "data_version": window["data_version"],
+            # A hash of the training settings and the contract: `make run` retrains on a change.
+            "training_policy": settings.training_policy,
             "code_version": commit,
             "best_iteration": int(booster.best_iteration or training.num_boost_round),
             **{k: round(v, 6) for k, v in scores.items()},
