@@ -58,8 +58,13 @@ def defs() -> dg.Definitions:
     """The code location, with sensor and schedule cadence from pipeline.yaml."""
     settings = load_settings()
     sensors, schedules = build_automation(settings)
+    # Owners come from pipeline.yaml; each asset's definition links to its source in the UI.
+    assets = [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(owners=settings.owners))
+        for a in dg.with_source_code_references(ASSETS)
+    ]
     return dg.Definitions(
-        assets=ASSETS,
+        assets=assets,
         asset_checks=CHECKS,
         jobs=JOBS,
         sensors=sensors,

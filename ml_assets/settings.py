@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from ml_assets.data.policy import (
     CONTRACT_KEYS,
@@ -49,7 +49,19 @@ class Settings(StrictModel):
     drift: DriftSettings
     schedules: ScheduleSettings
     storage: StorageSettings
+    # Who answers for the pipeline's assets in the Dagster UI: "team:<name>" or an email.
+    owners: list[str] = Field(default_factory=lambda: ["team:ml"])
     source: Path = Field(exclude=True)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners_are_teams_or_emails(cls, owners: list[str]) -> list[str]:
+        import re
+
+        bad = [o for o in owners if not re.fullmatch(r"team:[\w.-]+|[^@\s]+@[^@\s]+\.\w+", o)]
+        if bad:
+            raise ValueError(f"owners must be 'team:<name>' or an email address, got {bad}")
+        return owners
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -198,6 +198,21 @@ def project(tmp_path) -> Project:
     return p
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_defs_state_storage():
+    """Each test starts with no Dagster defs-state storage in context.
+
+    An instance entered as a context manager somewhere in Dagster (an ephemeral instance of a
+    built sensor context, say) sets a context variable that outlives the instance; the next
+    definitions load in the same worker then fails with "Attempted to resolve undefined
+    DagsterInstance weakref", depending on which tests that worker ran before.
+    """
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield
+
+
 @pytest.fixture
 def instance(tmp_path):
     # A real SQLite instance, not entered as a context manager: entering one (as

@@ -47,7 +47,11 @@ def test_renamed_and_retyped_columns_fail_structurally():
     report = _schema(_day("schema_corruption")[0])
     assert not report.passed
     assert report.failing_rows == report.rows
-    assert report.reason.startswith("structural failure")
+    # In people's words: the rename and the retyped column, not pandera's check names.
+    assert report.reason == (
+        "column credit_score missing; found fico_score; "
+        "income: 400 of 400 values are text, expected numbers (e.g. '$44,600')"
+    )
     failing_columns = set(report.failure_cases["column"].dropna())
     assert {"income"} <= failing_columns
     assert (
@@ -149,7 +153,7 @@ def test_ledger_fails_closed(tmp_path):
     folder = quarantine_batch(tmp_path / "q", "schema", second, failing, "run-2")
     assert (folder / second.features.name).read_bytes() == second.features.read_bytes()
     assert (folder / "schema_failure_cases.csv").exists()
-    assert "structural failure" in (folder / "schema_report.md").read_text()
+    assert "missing; found" in (folder / "schema_report.md").read_text()
     assert second.features.exists()
     status = batch_status(ledger, second, GATES)
     assert not status.eligible and status.reason.startswith("failed schema")

@@ -389,6 +389,17 @@ def test_decide_reports_the_binding_criterion():
         ],
     )
     assert decision.passed and decision.value == 0.52 and decision.margin == pytest.approx(0.04)
+    failing = gates.decide(
+        "g",
+        [
+            gates.Criterion("auc", 0.4, 0.5, ">="),
+            gates.Criterion("f1", 0.1, 0.3, ">="),
+            gates.Criterion("brier", 0.3, 0.2, "<="),
+        ],
+    )
+    assert not failing.passed
+    assert failing.reason.startswith("auc = 0.4 breaks >= 0.5")
+    assert failing.reason.endswith("; also failing: f1, brier")  # named, not counted
     empty = gates.decide("g", [], empty_reason="nothing configured")
     assert empty.passed and math.isinf(empty.margin) and empty.reason == "nothing configured"
 

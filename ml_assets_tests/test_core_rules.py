@@ -4,10 +4,12 @@
 import datetime as dt
 
 import pandas as pd
+import polars as pl
+import pytest
 
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.reading import read_run, sampled_rows
-from ml_assets.data.rules import RULES
+from ml_assets.data.rules import RULES, validate_batch
 from ml_assets.demo import simulate
 from ml_assets.settings import load_settings
 from ml_assets_tests.conftest import rule_settings
@@ -82,3 +84,52 @@ def test_an_unreadable_file_is_named_and_left_out_of_the_run(tmp_path):
     assert str(broken) in run.unreadable[START.isoformat()]
     assert START.isoformat() not in run.days and len(run.days) == 2
     assert sum(len(s.frame) for s in run.stacks) == 100 and len(run.labels) == 100
+
+
+def _edited(kind: str) -> pd.DataFrame | pl.DataFrame:
+    features, _ = simulate.generate_day(dt.date(2026, 1, 1), 3000, seed=1)
+    if kind == "renamed":
+        return features.rename(columns={"income": "income_v2"})
+    if kind == "text":
+        features["income"] = features["income"].astype(str)
+        features.loc[:1999, "income"] = "n/a"
+        return pl.from_pandas(features)
+    if kind == "duplicate ids":
+        features.loc[:999, "application_id"] = features.loc[1000:1999, "application_id"].to_numpy()
+    if kind == "out of range":
+        features.loc[:10, "credit_score"] = 9999
+    if kind == "nulls and categories":
+        features.loc[:10, "region"] = "atlantis"
+        features.loc[20:25, "income"] = None
+    return features
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("renamed", "column income missing; found income_v2"),
+        ("text", "income: 2,000 of 3,000 values are text, expected numbers (e.g. 'n/a')"),
+        (
+            "duplicate ids",
+            "2,000 of 3,000 rows fail the schema: 1,000 ids appear more than once (2,000 rows, "
+            "e.g. '20260101-001001')",
+        ),
+        (
+            "out of range",
+            "11 of 3,000 rows fail the schema: credit_score: 11 values above the maximum 850 "
+            "(e.g. 9999.0)",
+        ),
+        (
+            "nulls and categories",
+            "17 of 3,000 rows fail the schema: income: 6 missing values; the contract does not "
+            "allow nulls; region: 11 values outside the contract's categories ('atlantis')",
+        ),
+    ],
+)
+def test_schema_failures_are_said_in_peoples_words(kind, reason):
+    """A retyped column is a type problem, not range failures (#10 F)."""
+    report = validate_batch(
+        _edited(kind), CONTRACT, day="2026-01-01", max_failing_row_share=0.0, sample_rows=5
+    )
+    assert not report.passed
+    assert report.reason == reason

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets_tests.conftest import code_location
@@ -90,6 +91,32 @@ def test_every_asset_and_check_explains_itself():
         assert description and "\n" not in description.strip(), key
     for check in graph.asset_check_keys:
         assert graph.get(check).description, check
+
+
+def test_the_ui_shows_kinds_owners_stages_code_and_descriptions():
+    """What a Dagster user sees on every asset, job, sensor and schedule (#10 H)."""
+    import dagster as dg
+
+    definitions = code_location()
+    graph = definitions.resolve_asset_graph()
+    stages = {"data", "features", "training", "evaluation", "delivery", "monitoring"}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert 1 <= len(node.kinds) <= 3, key
+        assert node.owners == ["team:ml"], key
+        assert node.tags.get("stage") in stages, key
+        references = node.metadata["dagster/code_references"]
+        assert isinstance(references, dg.CodeReferencesMetadataValue), key
+        assert all(Path(r.file_path).is_file() for r in references.code_references), key
+    repository = definitions.get_repository_def()
+    named = [
+        *(j for j in repository.get_all_jobs() if not j.name.startswith("__")),
+        *repository.sensor_defs,
+        *repository.schedule_defs,
+    ]
+    assert len(named) == 10
+    for definition in named:
+        assert definition.description, definition.name
 
 
 def test_data_gates_and_model_gates_block():

@@ -52,6 +52,12 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     assert "everything is up to date" in capsys.readouterr().out
     assert _versions(project) == ["1"]
 
+    # A refused promotion says why in one line, without Dagster's wrapper.
+    assert run.main(["promote", "--version", "7", "--approver", "ana"]) == 1
+    refused = capsys.readouterr().err
+    assert "promotion refused: credit_default_risk has no version '7' in the registry" in refused
+    assert "Error occurred while executing" not in refused
+
     # The human approval gate moves production.
     assert run.main(["promote", "--version", "1", "--approver", "ana"]) == 0
     assert _aliases(project) == {"staging": "1", "production": "1"}

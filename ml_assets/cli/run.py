@@ -76,12 +76,21 @@ class RunReport:
                     self.errors.append(f"{event.step_key}: {root_cause(error)}")
 
 
+def raised_by_step(error):
+    """What the step itself raised: Dagster's wrappers (DagsterExecutionStepExecutionError, ...)
+    hold it as their cause; what it was raised from is the step's own business."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error
+
+
 def root_cause(error) -> str:
     """The innermost error's message: Dagster wraps a step's exception in "Error occurred
     while executing op ..."; the person needs what was raised (the trace stays in the log)."""
-    while error.cause is not None:
-        error = error.cause
+    error = raised_by_step(error)
     message = error.message.strip()
+    if error.cls_name == "Failure":  # dg.Failure: its text says it all
+        message = message.split(": ", 1)[-1]
     # Dagster's messages start with the exception's class; a dg.Failure's is the text alone.
     return message.splitlines()[0] if len(message.splitlines()) == 1 else message[:1000]
 
@@ -328,13 +337,19 @@ def promote(version: str, approver: str, reason: str) -> int:
         )
     )
     if not result.success:
+        code = 1
         for event in result.all_events:
             if event.is_step_failure:
+                error = raised_by_step(event.step_failure_data.error)
+                # A dg.Failure is the job's own refusal (a gate, the approver); anything else
+                # (the registry unreachable, say) is an error.
+                refused = error.cls_name == "Failure"
+                code = max(code, 1 if refused else 2)
                 print(
-                    f"promotion refused: {event.step_failure_data.error.message.strip()}",
+                    f"promotion {'refused' if refused else 'failed'}: {root_cause(error)}",
                     file=sys.stderr,
                 )
-        return 1
+        return code
     print(f"production -> v{version}, approved by {approver}")
     return 0
 

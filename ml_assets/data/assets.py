@@ -51,6 +51,8 @@ def batch_asset(fn: Callable) -> dg.AssetsDefinition:
             partitions_def=batch_partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
             code_version="1",
+            kinds={"parquet", "polars", "pandera"},
+            tags={"stage": "data"},
         )(fn)
 
 

@@ -228,7 +228,7 @@ def judge_run(
         passed=bool(reports) and not failed,
         severity=dg.AssetCheckSeverity(severity),
         description=(
-            f"{len(failed)} of {len(reports)} batch(es) failed: {failed[0].reason}"[:500]
+            _cut(f"{len(failed)} of {len(reports)} batch(es) failed: {failed[0].reason}")
             if failed
             else f"all {len(reports)} batch(es) passed"
             if reports
@@ -260,6 +260,13 @@ def judge_run(
             ),
         },
     )
+
+
+def _cut(text: str, limit: int = 1000) -> str:
+    """`text` within `limit` characters; a cut says where the rest is."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 40].rsplit(" ", 1)[0] + " … (the rest in the verdicts table)"
 
 
 def batch_gate(spec: GateSpec, judge: Judge) -> dg.AssetChecksDefinition:

@@ -33,7 +33,12 @@ from ml_assets.data.expectations import (
 )
 from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
 from ml_assets.data.redelivery import Sketch, judge_redelivery, sketches
-from ml_assets.data.validation import EXPECTATION_CASE_COLUMNS, GateReport, batch_schema
+from ml_assets.data.validation import (
+    EXPECTATION_CASE_COLUMNS,
+    GateReport,
+    batch_schema,
+    schema_problems,
+)
 
 SCHEMA_CASE_COLUMNS = ["schema_context", "column", "check", "failure_case", "index"]
 
@@ -249,21 +254,7 @@ def _schema_reports(
         bad = rows if rows == 0 or len(structural) else int(failing[i])
         share = bad / rows if rows else 1.0
         passed = rows > 0 and not len(structural) and share <= settings.max_failing_row_share
-        if rows == 0:
-            reason = "the batch has no rows"
-        elif len(structural):
-            checks = sorted(
-                {
-                    f"{c}: {k}"
-                    for c, k in zip(structural["column"], structural["check"], strict=True)
-                }
-            )
-            reason = "structural failure: " + "; ".join(checks[:5])
-        elif bad:
-            reason = f"{bad} of {rows} rows fail the schema (share {share:.4f})"
-        else:
-            reason = "every row conforms"
-        day_cases, sample = structural, _empty([])
+        mine = None
         if bad and located is not None and len(located):
             # Interleaved by (column, check), so the first rows shown name every kind of failure.
             mine = (
@@ -271,6 +262,22 @@ def _schema_reports(
                 .with_columns(pl.int_range(pl.len()).over("column", "check").alias("__k"))
                 .sort("__k", maintain_order=True)
             )
+        if rows == 0:
+            reason = "the batch has no rows"
+        elif bad:
+            day_frame = stack.frame.filter(pl.col(DAY) == i)
+            problems = schema_problems(
+                structural,
+                _empty(SCHEMA_CASE_COLUMNS) if mine is None else mine.to_pandas(),
+                lambda c, frame=day_frame: frame[c] if c in frame.columns else None,
+                rows,
+            )
+            prefix = "" if len(structural) else f"{bad:,} of {rows:,} rows fail the schema: "
+            reason = prefix + "; ".join(problems)
+        else:
+            reason = "every row conforms"
+        day_cases, sample = structural, _empty([])
+        if mine is not None:
             day_cases = pd.concat(
                 [structural, mine.select(SCHEMA_CASE_COLUMNS).to_pandas()], ignore_index=True
             )

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ml_assets.data.contract import DataContract
 
@@ -116,3 +117,115 @@ def batch_schema(
             checks=pa.Check.isin(contract.label_values), nullable=False
         )
     return pa.DataFrameSchema(columns, strict=True, name=contract.name)
+
+
+# --- the schema gate's findings in people's words --------------------------------------------
+
+_EXPECTED_KIND = {"Float64": "numbers", "String": "text", "Datetime": "timestamps"}
+_MAX_PROBLEMS = 8
+
+
+def schema_problems(
+    structural: pd.DataFrame,
+    row_cases: pd.DataFrame,
+    values_of: Callable[[str], Any],
+    rows: int,
+) -> list[str]:
+    """What is wrong with a batch, one sentence per problem, from pandera's failure cases.
+
+    `structural` holds the cases that name no row (missing, extra or mistyped columns),
+    `row_cases` the batch's row-level cases, `values_of(column)` the batch's values of a column
+    (a polars Series) for counting what a mistyped column holds, `rows` the batch's row count.
+    A mistyped column is reported as a type problem only: the range and category checks pandera
+    could not run on it are not repeated as failures.
+    """
+    import difflib
+    import re
+
+    problems: list[str] = []
+    checks = list(
+        zip(structural["column"], structural["check"], structural["failure_case"], strict=True)
+    )
+    missing = [str(case) for _, check, case in checks if check == "column_in_dataframe"]
+    extra = [str(case) for _, check, case in checks if check == "column_in_schema"]
+    for name in missing:
+        close = difflib.get_close_matches(name, extra, n=1, cutoff=0.5)
+        if close:
+            extra.remove(close[0])
+            problems.append(f"column {name} missing; found {close[0]}")
+        else:
+            problems.append(f"column {name} missing")
+    problems += [f"column {name} is not in the contract" for name in extra]
+    retyped = set()
+    for column, check, case in checks:
+        found = re.fullmatch(r"dtype\('(\w+)(?:\(.*\))?'\)", str(check))
+        if found is None:
+            continue
+        retyped.add(column)
+        expected = _EXPECTED_KIND.get(found.group(1), found.group(1))
+        problems.append(_type_problem(column, expected, str(case), values_of(column), rows))
+    for column, check, case in checks:
+        if check in ("column_in_dataframe", "column_in_schema") or column in retyped:
+            continue
+        if not re.fullmatch(r"dtype\(.*\)", str(check)):
+            problems.append(f"{column}: {check} ({_short(case)})")
+    if len(row_cases):
+        grouped = row_cases.groupby(["column", "check"], sort=False, dropna=False)
+        for (column, check), cases in grouped:
+            if column in retyped:
+                continue
+            problems.append(_row_problem(str(column), str(check), cases))
+    if len(problems) > _MAX_PROBLEMS:
+        rest = len(problems) - _MAX_PROBLEMS
+        problems = [*problems[:_MAX_PROBLEMS], f"and {rest} more problem(s) in failure_cases"]
+    return problems
+
+
+def _type_problem(column: str, expected: str, found: str, values: Any, rows: int) -> str:
+    import polars as pl
+
+    if expected == "numbers" and values is not None and values.dtype == pl.String:
+        present = values.drop_nulls()
+        words = present.filter(present.cast(pl.Float64, strict=False).is_null())
+        if len(words):
+            example = _short(words[0])
+            return (
+                f"{column}: {len(words):,} of {rows:,} values are text, expected numbers "
+                f"(e.g. {example})"
+            )
+        return f"{column}: numbers stored as text, expected a numeric column"
+    return f"{column}: {found} values, expected {expected}"
+
+
+def _row_problem(column: str, check: str, cases: pd.DataFrame) -> str:
+    import re
+
+    values = cases["failure_case"]
+    example = _short(values.iloc[0])
+    bound = re.search(r"\(([-+0-9.e]+)\)$", check)
+    for prefix, side in (
+        ("greater_than_or_equal_to", "below the minimum"),
+        ("less_than", "above the maximum"),
+    ):
+        if check.startswith(prefix) and bound:
+            return (
+                f"{column}: {len(cases):,} values {side} {float(bound.group(1)):g} "
+                f"(e.g. {values.iloc[0]})"
+            )
+    if check.startswith("isin("):
+        kinds = values.astype(str).unique()
+        return (
+            f"{column}: {len(cases):,} values outside the contract's categories "
+            f"({', '.join(repr(v) for v in kinds[:3])}{', …' if len(kinds) > 3 else ''})"
+        )
+    if check == "not_nullable":
+        return f"{column}: {len(cases):,} missing values; the contract does not allow nulls"
+    if "more than once" in check or check == "field_uniqueness":
+        ids = values.astype(str).nunique()
+        return f"{ids:,} ids appear more than once ({len(cases):,} rows, e.g. {example})"
+    return f"{column}: {len(cases):,} values fail {check} (e.g. {example})"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -51,7 +51,9 @@ def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
     return verdicts
 
 
-@dg.asset(group_name="delivery", deps=[evaluation_report])
+@dg.asset(
+    group_name="delivery", deps=[evaluation_report], kinds={"mlflow"}, tags={"stage": "delivery"}
+)
 def staging_model(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
@@ -102,7 +104,7 @@ class PromotionConfig(dg.Config):
     reason: str = ""
 
 
-@dg.asset(group_name="delivery", deps=[staging_model])
+@dg.asset(group_name="delivery", deps=[staging_model], kinds={"mlflow"}, tags={"stage": "delivery"})
 def production_model(
     context: dg.AssetExecutionContext, config: PromotionConfig, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
@@ -112,8 +114,18 @@ def production_model(
     approver = config.approver.strip()
     if not approver:
         raise dg.Failure("promotion needs a named approver (run config: approver)")
+    from mlflow.exceptions import MlflowException
+
     client = pipeline.mlflow_client()
-    version = client.get_model_version(name, config.version)
+    try:
+        version = client.get_model_version(name, config.version)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise dg.Failure(
+            f"{name} has no version {config.version!r} in the registry at "
+            f"{settings.mlflow_tracking_uri}"
+        ) from exc
     if version.tags.get(GATES_TAG) != "passed":
         raise dg.Failure(
             f"{name} v{config.version} never passed the evaluation gates (tag {GATES_TAG!r} is "

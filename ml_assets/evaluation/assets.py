@@ -85,7 +85,13 @@ def _reproducibility(
     )
 
 
-@dg.asset(group_name="evaluation", deps=[candidate_model], code_version="2")
+@dg.asset(
+    group_name="evaluation",
+    deps=[candidate_model],
+    code_version="2",
+    kinds={"mlflow", "scikitlearn", "html"},
+    tags={"stage": "evaluation"},
+)
 def evaluation_report(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:

@@ -135,7 +135,10 @@ def decide(gate: str, criteria: list[Criterion], *, empty_reason: str = "") -> G
     champion = "" if binding.reference is None else f" (champion {binding.reference:.4g})"
     note = f"; {binding.note}" if binding.note else ""
     if failing:
-        others = f" and {len(failing) - 1} more" if len(failing) > 1 else ""
+        # Every failing criterion is named, not counted.
+        others = (
+            f"; also failing: {', '.join(c.name for c in failing[1:])}" if len(failing) > 1 else ""
+        )
         reason = (
             f"{binding.name} = {binding.value:.4g} breaks {binding.direction} "
             f"{binding.threshold:.4g}{champion}{note}{others}"

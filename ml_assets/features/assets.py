@@ -12,7 +12,13 @@ from ml_assets.features.examples import SPLIT_COLUMN, assign_split
 from ml_assets.resources import PipelineResource
 
 
-@dg.asset(group_name="features", deps=[raw_batches, raw_labels], code_version="1")
+@dg.asset(
+    group_name="features",
+    deps=[raw_batches, raw_labels],
+    code_version="1",
+    kinds={"parquet", "pandas"},
+    tags={"stage": "features"},
+)
 def training_dataset(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
@@ -81,7 +87,13 @@ def training_dataset(
     )
 
 
-@dg.asset(group_name="features", deps=[training_dataset], code_version="1")
+@dg.asset(
+    group_name="features",
+    deps=[training_dataset],
+    code_version="1",
+    kinds={"json", "pandas"},
+    tags={"stage": "features"},
+)
 def reference_profile(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from ml_assets.monitoring.gate_history import GateEvaluation
 
 
-@dg.asset(group_name="monitoring", deps=[raw_batches, reference_profile], code_version="1")
+@dg.asset(
+    group_name="monitoring",
+    deps=[raw_batches, reference_profile],
+    code_version="1",
+    kinds={"evidently", "html"},
+    tags={"stage": "monitoring"},
+)
 def drift_report(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
@@ -168,7 +174,7 @@ def gate_evaluations(
     return evaluations
 
 
-@dg.asset(group_name="governance")
+@dg.asset(group_name="governance", kinds={"json", "markdown"}, tags={"stage": "monitoring"})
 def gate_history(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:

@@ -78,7 +78,14 @@ def build_automation(
     """Sensors and schedules whose cadence comes from pipeline.yaml."""
     interval = settings.schedules.sensor_interval_seconds
 
-    @dg.sensor(job=ingestion_job, minimum_interval_seconds=interval)
+    @dg.sensor(
+        job=ingestion_job,
+        minimum_interval_seconds=interval,
+        description=(
+            "Adds a partition per new batch file and ingests the files the data gates have not "
+            "judged (new, or changed since)."
+        ),
+    )
     def new_batch_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
         """Adds a partition per new batch file and ingests files the data gates have not judged."""
         known = list(context.instance.get_dynamic_partitions(batch_partitions.name))
@@ -90,7 +97,14 @@ def build_automation(
             dynamic_partitions_requests=[batch_partitions.build_add_request(new)] if new else [],
         )
 
-    @dg.sensor(job=training_job, minimum_interval_seconds=interval)
+    @dg.sensor(
+        job=training_job,
+        minimum_interval_seconds=interval,
+        description=(
+            "Requests retraining when a new drift report (evidently, newest passing batch "
+            "against the training reference) finds drift beyond pipeline.yaml's drift policy."
+        ),
+    )
     def drift_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
         """Requests retraining when a new drift report finds drift beyond the configured policy."""
         latest = latest_metadata(context.instance, drift_report)
@@ -121,6 +135,11 @@ def build_automation(
         job=training_job,
         cron_schedule=settings.schedules.retraining_cron,
         execution_timezone=settings.schedules.timezone,
+        description=(
+            f"Periodic retrain ({settings.schedules.retraining_cron}, "
+            f"{settings.schedules.timezone}); skips when no batch has passed the data gates "
+            "since the last model."
+        ),
     )
     def retraining_schedule(context: dg.ScheduleEvaluationContext, pipeline: PipelineResource):
         """Periodic retrain; skips when no batch has passed the gates since the last model."""

@@ -19,6 +19,8 @@ from ml_assets.training.registry import MODEL_FILE, append_audit, register_versi
     deps=[training_dataset],
     required_resource_keys={"mlflow", "pipeline"},
     code_version="1",
+    kinds={"lightgbm", "mlflow"},
+    tags={"stage": "training"},
 )
 def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """LightGBM model trained on the window's train split, registered in MLflow as a new version."""
