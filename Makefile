@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test dev lint bench promote rollback clean
+.PHONY: help venv run test dev mlflow lint bench promote clean
 
 help: ## List the targets
-	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
+		| sed -e 's/$$(DAGSTER_PORT)/$(DAGSTER_PORT)/g' -e 's/$$(MLFLOW_PORT)/$(MLFLOW_PORT)/g' \
+		| awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +34,10 @@ dev: $(STAMP) ## Start the Dagster UI on 127.0.0.1:$(DAGSTER_PORT)
 	$(BIN)/python -m ml_assets.cli.instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
+mlflow: $(STAMP) ## Start the MLflow UI on the embedded store, on 127.0.0.1:$(MLFLOW_PORT)
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -m ml_assets.cli.instance --mlflow-uri)" \
+		-h 127.0.0.1 -p $(MLFLOW_PORT)
+
 lint: $(STAMP) ## Lint, check formatting and the import contracts (the house rules)
 	$(BIN)/ruff check ml_assets ml_assets_tests benchmarks
 	$(BIN)/ruff format --check ml_assets ml_assets_tests benchmarks
@@ -43,4 +50,5 @@ promote: $(STAMP) ## Move `production` to VERSION, approved by APPROVER: make pr
 	$(BIN)/python -m ml_assets.cli.run promote --version "$(VERSION)" --approver "$(APPROVER)"
 
 clean: ## Remove generated state (.dagster, MLflow store, generated data); keeps .venv
-	rm -rf .dagster data/mlflow data/raw data/validation data/quarantine data/reports data/features
+	rm -rf .dagster data/mlflow data/raw data/validation data/sketches data/quarantine \
+		data/reports data/features data/models data/audit

@@ -457,7 +457,8 @@ def test_a_failing_gate_never_reports_a_positive_margin():
     assert held.passed and math.isinf(held.margin)
 
 
-def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
+def _tiny_evaluation() -> Evaluation:
+    """A small evaluation with a NaN and an infinite figure, and no champion."""
     side = ModelEvidence(
         version="3",
         metrics={"roc_auc": 0.8, "log_loss": math.nan},
@@ -466,7 +467,7 @@ def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
         ),
         fairness={},
     )
-    evaluation = Evaluation(
+    return Evaluation(
         model="m",
         data_version="d1",
         test_rows=5,
@@ -496,6 +497,10 @@ def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
             seed=1,
         ),
     )
+
+
+def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
+    evaluation = _tiny_evaluation()
     path = tmp_path / "evaluation.json"
     evaluation.save(path)
     back = Evaluation.load(path)
@@ -504,3 +509,37 @@ def test_evaluation_file_round_trips_and_a_broken_one_names_the_field(tmp_path):
     path.write_text(path.read_text().replace('"test_rows": 5', '"test_rows": "many"'))
     with pytest.raises(ValueError, match=r"evaluation.json.*test_rows"):
         Evaluation.load(path)
+
+
+def test_the_report_reads_at_a_glance():
+    from ml_assets.evaluation.report import cell, render_html, render_markdown
+    from ml_assets.training.registry import mlflow_run_url
+
+    assert [cell(v) for v in (None, math.nan, True, 12345, 0.123456, "x")] == [
+        "–",
+        "–",
+        "pass",
+        "12,345",
+        "0.1235",
+        "x",
+    ]
+    assert mlflow_run_url("sqlite:///m.db", "1", "abc") is None
+    url = mlflow_run_url("http://127.0.0.1:5000/", "1", "abc")
+    assert url == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    evaluation = _tiny_evaluation()
+    decisions = {
+        "kept": gates.decide("kept", [gates.Criterion("roc_auc", 0.8, 0.7, ">=")]),
+        "broken": gates.decide("broken", [gates.Criterion("roc_auc", 0.6, 0.7, ">=")]),
+    }
+    severities = {"kept": "ERROR", "broken": "ERROR"}
+    page = render_html(
+        evaluation, decisions, severities, {}, generated_at="2026-12-02 20:00 UTC", run_url=url
+    )
+    assert "generated 2026-12-02 20:00 UTC" in page and f"href='{url}'" in page
+    assert "<td class='pass'>pass</td>" in page and "<td class='block'>block</td>" in page
+    assert "<td class='missing'>–</td>" in page  # no champion: a dash, not "None"
+    assert "<td class='num'>" in page
+    markdown = render_markdown(
+        evaluation, decisions, severities, generated_at="2026-12-02 20:00 UTC"
+    )
+    assert "None" not in markdown and "nan" not in markdown

@@ -22,4 +22,12 @@ def ensure_dagster_home() -> Path:
 
 
 if __name__ == "__main__":
-    print(f"DAGSTER_HOME={ensure_dagster_home()}")
+    import sys
+
+    if sys.argv[1:] == ["--mlflow-uri"]:
+        # `make mlflow`: the tracking store the pipeline writes to (MLFLOW_TRACKING_URI wins).
+        from ml_assets.settings import load_settings
+
+        print(load_settings().mlflow_tracking_uri)
+    else:
+        print(f"DAGSTER_HOME={ensure_dagster_home()}")

@@ -24,7 +24,7 @@ from ml_assets.data.batches import (
 )
 from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import load_sketches, quarantine_batch, record_verdict, save_sketches
-from ml_assets.data.validation import GateReport, error_report
+from ml_assets.data.validation import NO_REFERENCE, GateReport, error_report
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 
@@ -224,12 +224,18 @@ def judge_run(
     decision = (
         "pass" if not failed else ("quarantine and block" if severity == "ERROR" else "flag (WARN)")
     )
+    # A gate with nothing to compare against yet says so rather than "passed".
+    unreferenced = bool(reports) and all(r.reason.startswith(NO_REFERENCE) for r in reports)
+    if unreferenced:
+        decision = "pass (nothing to compare with yet)"
     return dg.AssetCheckResult(
         passed=bool(reports) and not failed,
         severity=dg.AssetCheckSeverity(severity),
         description=(
             _cut(f"{len(failed)} of {len(reports)} batch(es) failed: {failed[0].reason}")
             if failed
+            else f"{reports[0].reason} ({len(reports)} batch(es) not compared)"
+            if unreferenced
             else f"all {len(reports)} batch(es) passed"
             if reports
             else "no batch to judge"

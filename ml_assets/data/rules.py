@@ -35,6 +35,7 @@ from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
 from ml_assets.data.redelivery import Sketch, judge_redelivery, sketches
 from ml_assets.data.validation import (
     EXPECTATION_CASE_COLUMNS,
+    NO_REFERENCE,
     GateReport,
     batch_schema,
     schema_problems,
@@ -557,7 +558,7 @@ def judge_statistics(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
                     0.0,
                     _empty([]),
                     _empty([]),
-                    "no reference profile yet: the first training window sets it",
+                    f"{NO_REFERENCE}: the first training window sets it",
                 )
             continue
         expectations = _profile_expectations(stack, settings)
@@ -842,7 +843,7 @@ def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateR
                 0.0,
                 _empty([]),
                 _empty([]),
-                "no reference profile yet: the first training window sets it",
+                f"{NO_REFERENCE}: the first training window sets it",
             )
             for i, day in enumerate(run.days)
         }

@@ -27,6 +27,9 @@ EXPECTATION_CASE_COLUMNS = [
 ]
 """The failure-case table of the statistical gates: one row per failed expectation."""
 
+NO_REFERENCE = "no reference profile yet"
+"""How a statistical gate's verdict starts when there was nothing to compare the batch with."""
+
 
 @dataclass(frozen=True)
 class GateReport:

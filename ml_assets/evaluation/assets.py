@@ -1,5 +1,6 @@
 """Evaluation: every piece of evidence the promotion gates need, on the candidate's test rows."""
 
+import datetime as dt
 import json
 import tempfile
 import time
@@ -116,7 +117,11 @@ def evaluation_report(
     from ml_assets.evaluation.operational import measure_scoring
     from ml_assets.evaluation.report import gate_table, render_html, render_markdown, render_plots
     from ml_assets.training.model import load_model, predict_scores
-    from ml_assets.training.registry import download_model_file, version_for_alias
+    from ml_assets.training.registry import (
+        download_model_file,
+        mlflow_run_url,
+        version_for_alias,
+    )
 
     settings = pipeline.settings
     dataset, gates = settings.dataset, settings.gates
@@ -257,10 +262,18 @@ def evaluation_report(
     out = pipeline.reports_dir / "evaluation"
     version_dir = out / f"v{candidate['version']}"
     plots = render_plots(y, scores, champion_scores, evaluation, version_dir)
-    markdown = render_markdown(evaluation, decisions, severities(gates))
+    run = client.get_run(candidate["run_id"])
+    run_url = mlflow_run_url(
+        settings.mlflow_tracking_uri, run.info.experiment_id, candidate["run_id"]
+    )
+    stamp = {
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_url": run_url,
+    }
+    markdown = render_markdown(evaluation, decisions, severities(gates), **stamp)
     (version_dir / "report.md").write_text(markdown)
     (version_dir / "report.html").write_text(
-        render_html(evaluation, decisions, severities(gates), plots)
+        render_html(evaluation, decisions, severities(gates), plots, **stamp)
     )
     evaluation.save(pipeline.evaluation_path)
     evaluation.save(version_dir / pipeline.evaluation_path.name)
@@ -271,7 +284,6 @@ def evaluation_report(
     # The verdicts travel with the MLflow run too: the registry alone tells why a version moved.
     for name, decision in decisions.items():
         client.set_tag(candidate["run_id"], f"gate.{name}", "pass" if decision.passed else "fail")
-    run = client.get_run(candidate["run_id"])
     timings["report"] = time.perf_counter() - started
     context.log.info(f"evaluation timings (s): { {k: round(v, 2) for k, v in timings.items()} }")
 
@@ -298,6 +310,7 @@ def evaluation_report(
             "mlflow_report": dg.MetadataValue.url(
                 f"{run.info.artifact_uri}/evaluation/report.html"
             ),
+            **({"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}),
             "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in timings.items()}),
         }
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,23 +157,43 @@ def _sections(
 BASELINE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
 
 
-def _header(evaluation: Evaluation) -> list[str]:
+def _header(evaluation: Evaluation, generated_at: str, run_url: str | None) -> list[str]:
     cand, champ = evaluation.candidate, evaluation.champion
     return [
-        f"model {evaluation.model} v{cand.version} (MLflow run {cand.run_id})",
-        f"test rows {evaluation.test_rows}, data version {evaluation.data_version}, "
+        f"model {evaluation.model} v{cand.version} (MLflow run {cell(cand.run_id)})",
+        f"test rows {evaluation.test_rows:,}, data version {evaluation.data_version}, "
         f"decision threshold {evaluation.decision_threshold:.4g} ({evaluation.threshold_rule})",
-        f"champion (production) v{champ.version}" if champ else "champion: none",
+        f"champion (production) v{champ.version}" if champ else "champion: none (–)",
+        f"generated {generated_at}" + (f"; MLflow run: {run_url}" if run_url else ""),
     ]
 
 
+def cell(value: Any) -> str:
+    """A table cell as a person reads it: 4 significant digits, thousands separated, "–" for
+    a value that does not exist (no champion, say), pass/fail for yes/no."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return "pass" if value else "fail"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
 def render_markdown(
-    evaluation: Evaluation, decisions: dict[str, GateDecision], severities: dict[str, str]
+    evaluation: Evaluation,
+    decisions: dict[str, GateDecision],
+    severities: dict[str, str],
+    *,
+    generated_at: str,
+    run_url: str | None = None,
 ) -> str:
     lines = [f"# Evaluation of {evaluation.model} v{evaluation.candidate.version}", ""]
-    lines += [f"- {line}" for line in _header(evaluation)]
+    lines += [f"- {line}" for line in _header(evaluation, generated_at, run_url)]
     for title, table in _sections(evaluation, decisions, severities):
-        body = table.to_markdown(index=False) if not table.empty else "(none)"
+        body = table.map(cell).to_markdown(index=False) if not table.empty else "(none)"
         lines += ["", f"## {title}", "", body]
     return "\n".join(lines) + "\n"
 
@@ -223,22 +245,63 @@ def render_plots(
     return paths
 
 
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:.4em 0}
+td,th{border:1px solid #d8d8d8;padding:3px 8px;vertical-align:top}
+th{background:#f4f4f4;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.missing{color:#999;text-align:center}
+.pass{background:#e6f4ea;color:#137333;font-weight:600}
+.block,.fail{background:#fce8e6;color:#a50e0e;font-weight:600}
+.warn{background:#fef7e0;color:#8a5a00;font-weight:600}
+img{max-width:49%;margin:.3em 0}
+"""
+_VERDICTS = {"pass", "block", "fail", "warn"}
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for record in table.itertuples(index=False):
+        cells = []
+        for value in record:
+            text = cell(value)
+            if text == "–":
+                css = "missing"
+            elif text in _VERDICTS:
+                css = text
+            elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+                value, bool | np.bool_
+            ):
+                css = "num"
+            else:
+                css = ""
+            cells.append(f"<td class='{css}'>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
 def render_html(
     evaluation: Evaluation,
     decisions: dict[str, GateDecision],
     severities: dict[str, str],
     plots: dict[str, Path],
+    *,
+    generated_at: str,
+    run_url: str | None = None,
 ) -> str:
-    """A self-contained HTML page: the same tables, plots embedded."""
+    """A self-contained, styled HTML page: the same tables, plots embedded."""
     title = f"Evaluation of {evaluation.model} v{evaluation.candidate.version}"
+    header = [html.escape(line) for line in _header(evaluation, generated_at, None)]
+    if run_url:
+        header.append(f"<a href='{html.escape(run_url)}'>open the MLflow run</a>")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-        "</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><ul>",
-        *[f"<li>{html.escape(line)}</li>" for line in _header(evaluation)],
+        *[f"<li>{line}</li>" for line in header],
         "</ul>",
     ]
     for name, path in plots.items():
@@ -246,6 +309,6 @@ def render_html(
         parts.append(f"<img alt='{name}' src='data:image/png;base64,{data}'>")
     for title_, table in _sections(evaluation, decisions, severities):
         parts.append(f"<h2>{html.escape(title_)}</h2>")
-        parts.append(table.to_html(index=False) if not table.empty else "<p>(none)</p>")
+        parts.append(_html_table(table) if not table.empty else "<p>(none)</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

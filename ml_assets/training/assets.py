@@ -11,7 +11,12 @@ from ml_assets.features.assets import training_dataset
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets.training.lineage import flagged_batches_tag, git_commit
-from ml_assets.training.registry import MODEL_FILE, append_audit, register_version
+from ml_assets.training.registry import (
+    MODEL_FILE,
+    append_audit,
+    mlflow_run_url,
+    register_version,
+)
 
 
 @dg.asset(
@@ -71,6 +76,10 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                 run.info.artifact_uri,
                 {**tags, "model_sha256": model_sha},
             )
+            # The run is named after what it is, so the MLflow UI's run list reads as a history.
+            pipeline.mlflow_client().update_run(
+                run.info.run_id, name=f"candidate v{version.version}"
+            )
             local = pipeline.models_dir / f"v{version.version}" / MODEL_FILE
             local.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model_path, local)
@@ -98,10 +107,13 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         dagster_run_id=context.run.run_id,
         excluded_batches=window["excluded"],
     )
+    # A link to the run when the tracking store is an MLflow server.
+    run_url = mlflow_run_url(settings.mlflow_tracking_uri, run.info.experiment_id, run.info.run_id)
     return dg.MaterializeResult(
         metadata={
             "model_version": str(version.version),
             "mlflow_run_id": run.info.run_id,
+            **({"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}),
             "data_version": window["data_version"],
             # A hash of the training settings and the contract: `make run` retrains on a change.
             "training_policy": settings.training_policy,

@@ -14,6 +14,14 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.txt"
 
 
+def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The run's page in the MLflow UI when the tracking store is a server (http or https);
+    None for a local store, which has no UI address of its own."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def register_version(
     client: MlflowClient, name: str, run_id: str, artifact_uri: str, tags: dict[str, str]
 ) -> ModelVersion:
