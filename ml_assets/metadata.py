@@ -15,6 +15,15 @@ TRIGGER_TAG = "ml_assets/trigger"
 EVIDENCE_TAG = "ml_assets/evidence"
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """`value` rounded to `digits` significant digits: 0.8431472732961399 -> 0.8431."""
+    import math
+
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
 def markdown_table(
     rows: pd.DataFrame | Sequence[Mapping[str, object]], max_rows: int = 20
 ) -> dg.MetadataValue:

@@ -523,6 +523,14 @@ def test_the_report_reads_at_a_glance():
         "0.1235",
         "x",
     ]
+    from ml_assets.metadata import significant
+
+    assert [significant(v) for v in (0.8431472732961399, 263.12345, 0.0, 12345.6)] == [
+        0.8431,
+        263.1,
+        0.0,
+        12350.0,
+    ]
     assert mlflow_run_url("sqlite:///m.db", "1", "abc") is None
     url = mlflow_run_url("http://127.0.0.1:5000/", "1", "abc")
     assert url == "http://127.0.0.1:5000/#/experiments/1/runs/abc"

@@ -25,7 +25,7 @@ from ml_assets.data.batches import (
 from ml_assets.data.gates import DATA_GATES, GateSpec
 from ml_assets.data.ledger import load_sketches, quarantine_batch, record_verdict, save_sketches
 from ml_assets.data.validation import NO_REFERENCE, GateReport, error_report
-from ml_assets.metadata import markdown_table
+from ml_assets.metadata import markdown_table, significant
 from ml_assets.resources import PipelineResource
 
 if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
@@ -244,9 +244,11 @@ def judge_run(
             "batches_checked": len(reports),
             "batches_failed": len(failed),
             "failed_days": ", ".join(r.day for r in failed) or "none",
-            "value": max((r.value for r in failed), default=0.0)
-            if failed
-            else max((r.value for r in reports), default=0.0),
+            "value": significant(
+                max((r.value for r in failed), default=0.0)
+                if failed
+                else max((r.value for r in reports), default=0.0)
+            ),
             "threshold": reports[0].threshold if reports else None,
             "failing_rows": sum(r.failing_rows for r in reports),
             "decision": decision,

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
 from ml_assets.evaluation.gates import EVALUATION_GATES, EvaluationGate, evidence_for
-from ml_assets.metadata import markdown_table
+from ml_assets.metadata import markdown_table, significant
 from ml_assets.resources import PipelineResource
 from ml_assets.training.checks import candidate_model_matches_serving_path
 
@@ -33,9 +33,9 @@ def evaluation_gate(gate: EvaluationGate) -> dg.AssetChecksDefinition:
             metadata={
                 "model_version": evaluation.candidate.version,
                 "champion_version": evaluation.champion.version if evaluation.champion else "none",
-                "value": decision.value,
-                "threshold": decision.threshold,
-                "champion_value": decision.reference
+                "value": significant(decision.value),
+                "threshold": significant(decision.threshold),
+                "champion_value": significant(decision.reference)
                 if decision.reference is not None
                 else "no champion",
                 "decision": "pass"
@@ -47,7 +47,11 @@ def evaluation_gate(gate: EvaluationGate) -> dg.AssetChecksDefinition:
                 # What the gate decided on (e.g. the reproducibility gate's full hashes).
                 # Distance to the threshold on the passing side; absent when there is no
                 # threshold to be near (no champion, nothing to judge, a yes/no property).
-                **({"margin": decision.margin} if math.isfinite(decision.margin) else {}),
+                **(
+                    {"margin": significant(decision.margin, 3)}
+                    if math.isfinite(decision.margin)
+                    else {}
+                ),
                 "evidence": dg.MetadataValue.json(evidence_for(gate.section, evaluation)),
             },
         )
