@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from ml_assets.data.batches import locate_batches
-from ml_assets.data.reading import read_run, sampled_rows
+from ml_assets.data.reading import read_as_judged, read_run, sampled_rows
 from ml_assets.data.rules import RULES, validate_batch
 from ml_assets.demo import simulate
 from ml_assets.settings import load_settings
@@ -53,6 +53,15 @@ def test_csv_batches_with_labels_inside_are_judged_like_parquet(tmp_path):
     assert (join.failure_cases["problem"] == "duplicate labelled id").sum() == 2
     for other in (START.isoformat(), (START + dt.timedelta(days=2)).isoformat()):
         assert all(reports[other].passed for reports in judged.values())
+    # Training and monitoring read a batch as the gates judged it: a CSV's timestamps are
+    # timestamps and its numbers floats, not the text and integers pandas' reader leaves.
+    good = read_as_judged(features / f"{START.isoformat()}.csv", CONTRACT)
+    assert str(good[CONTRACT.timestamp_column].dtype) == "datetime64[ns]"
+    assert {str(good[c].dtype) for c in CONTRACT.numeric_columns} == {"float64"}
+    assert (
+        pd.read_csv(features / f"{START.isoformat()}.csv")[CONTRACT.timestamp_column].dtype
+        == object
+    )
 
 
 def test_a_sample_keeps_whole_ids_and_names_rows_by_their_file_position(tmp_path):

@@ -18,12 +18,16 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from ml_assets.data.batches import BatchFileError, BatchFiles
 from ml_assets.data.contract import DataContract
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DAY = "__day"  # in a Stack: the position of the row's batch among the stack's days
 ROW = "__row"  # the row's position in its own batch file
@@ -49,6 +53,15 @@ def read_file(path: Path) -> pl.DataFrame:
         return pl.from_pandas(pd.read_csv(path))
     except Exception as error:  # pyarrow, polars and the csv parser raise many types
         raise _unreadable(path, error) from error
+
+
+def read_as_judged(path: Path, contract: DataContract) -> pd.DataFrame:
+    """One batch file as the data gates judged it (`read_file` and the contract's casts), for
+    the stages after the gates: what the gates passed is exactly what training and monitoring
+    get, with the same types."""
+    frame = read_file(path)
+    casts = contract_casts(frame, contract)
+    return (frame.with_columns(casts) if casts else frame).to_pandas()
 
 
 def _parquet_groups(

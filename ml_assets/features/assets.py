@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from ml_assets.data.assets import raw_batches, raw_labels
-from ml_assets.data.batches import join_labels, locate_batches, read_batch, read_labels
+from ml_assets.data.batches import join_labels, locate_batches, read_labels
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import plan_window
 from ml_assets.features.examples import SPLIT_COLUMN, assign_split
@@ -25,6 +25,8 @@ def training_dataset(
     """Labelled applications from the newest batches that passed every data gate, split by id."""
     import pandas as pd
 
+    from ml_assets.data.reading import read_as_judged
+
     settings = pipeline.settings
     dataset, training = settings.dataset, settings.training
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -37,7 +39,7 @@ def training_dataset(
         )
     frames = [
         join_labels(
-            read_batch(batches[day].features),
+            read_as_judged(batches[day].features, dataset),
             read_labels(
                 batches[day],
                 dataset.id_column,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.data.assets import raw_batches
-from ml_assets.data.batches import locate_batches, read_batch
+from ml_assets.data.batches import locate_batches
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import batch_status
 from ml_assets.features.assets import reference_profile
@@ -32,6 +32,7 @@ def drift_report(
     """Evidently drift of the newest batch that passed the data gates, against the reference."""
     import pandas as pd
 
+    from ml_assets.data.reading import read_as_judged
     from ml_assets.monitoring.drift import measure_drift
 
     settings = pipeline.settings
@@ -43,7 +44,7 @@ def drift_report(
     if not passing:
         raise dg.Failure("no batch has passed the data gates yet; nothing to measure drift on")
     day = passing[-1]
-    current = read_batch(batches[day].features)
+    current = read_as_judged(batches[day].features, dataset)
     reference = pd.read_parquet(pipeline.reference_sample_path)
     html = pipeline.reports_dir / "drift" / f"{day}.html"
     summary = measure_drift(
