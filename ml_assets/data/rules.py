@@ -266,11 +266,13 @@ def _schema_reports(
         if rows == 0:
             reason = "the batch has no rows"
         elif bad:
-            day_frame = stack.frame.filter(pl.col(DAY) == i)
             problems = schema_problems(
                 structural,
                 _empty(SCHEMA_CASE_COLUMNS) if mine is None else mine.to_pandas(),
-                lambda c, frame=day_frame: frame[c] if c in frame.columns else None,
+                # Read only for a mistyped column: filtering a million rows is not free.
+                lambda c, i=i: (
+                    stack.frame.filter(pl.col(DAY) == i)[c] if c in stack.frame.columns else None
+                ),
                 rows,
             )
             prefix = "" if len(structural) else f"{bad:,} of {rows:,} rows fail the schema: "
