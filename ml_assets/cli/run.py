@@ -88,11 +88,12 @@ def root_cause(error) -> str:
     """The innermost error's message: Dagster wraps a step's exception in "Error occurred
     while executing op ..."; the person needs what was raised (the trace stays in the log)."""
     error = raised_by_step(error)
+    # Dagster's messages start with the exception's class ("RuntimeError: ..."); a dg.Failure's
+    # text says it all without it.
     message = error.message.strip()
-    if error.cls_name == "Failure":  # dg.Failure: its text says it all
+    if error.cls_name == "Failure":
         message = message.split(": ", 1)[-1]
-    # Dagster's messages start with the exception's class; a dg.Failure's is the text alone.
-    return message.splitlines()[0] if len(message.splitlines()) == 1 else message[:1000]
+    return message[:1000]
 
 
 def _prepare_batches(settings) -> None:

@@ -61,7 +61,12 @@ def _side(
 
 
 def _reproducibility(
-    examples: "pd.DataFrame", test: "pd.DataFrame", candidate: dict, scores: "np.ndarray", pipeline
+    examples: "pd.DataFrame",
+    test: "pd.DataFrame",
+    candidate: dict,
+    scores: "np.ndarray",
+    window: dict,
+    pipeline,
 ) -> Reproducibility:
     """Retrain with the same data, config and seed; compare the model file and the scores."""
     import numpy as np
@@ -70,7 +75,6 @@ def _reproducibility(
 
     settings = pipeline.settings
     training = settings.training
-    window = json.loads(pipeline.training_window_path.read_text())
     booster = train_on_splits(examples, settings.dataset, training)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.txt"
@@ -234,7 +238,8 @@ def evaluation_report(
     timings["behaviour"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    reproducibility = _reproducibility(examples, test, candidate, scores, pipeline)
+    window = json.loads(pipeline.training_window_path.read_text())
+    reproducibility = _reproducibility(examples, test, candidate, scores, window, pipeline)
     timings["reproducibility"] = time.perf_counter() - started
 
     evaluation = Evaluation(
@@ -251,7 +256,7 @@ def evaluation_report(
         operational=operational,
         behaviour=cases,
         reproducibility=reproducibility,
-        flagged_batches=json.loads(pipeline.training_window_path.read_text()).get("warned", {}),
+        flagged_batches=window.get("warned", {}),
     )
 
     started = time.perf_counter()

@@ -206,16 +206,16 @@ def _measure_in_child(workdir: Path) -> dict[str, Any]:
             raise RuntimeError(f"predict_scores gave {len(scores)} scores for {batch_rows} rows")
         return seconds
 
-    # The candidate alone first: its warm-up, and the peak memory of a process scoring it only.
-    candidate = load_model(Path(request["model_paths"][0]))
-    for i in range(warmup):
-        score_record(candidate, encoder, records[i % len(records)])
-    batch_cpu_seconds(candidate)
-    peak_rss_mb = _rss_mb("VmHWM")
-    models = [candidate] + [load_model(Path(p)) for p in request["model_paths"][1:]]
-    for booster in models[1:]:
+    def warm(booster: Any) -> Any:
         for i in range(warmup):
             score_record(booster, encoder, records[i % len(records)])
+        return booster
+
+    # The candidate alone first: its warm-up, and the peak memory of a process scoring it only.
+    candidate = warm(load_model(Path(request["model_paths"][0])))
+    batch_cpu_seconds(candidate)
+    peak_rss_mb = _rss_mb("VmHWM")
+    models = [candidate] + [warm(load_model(Path(p))) for p in request["model_paths"][1:]]
 
     # Rounds interleaved across the models, so a slow moment of the machine hits each of them.
     p50s, p99s, wall_p50s, batch_seconds = ([[] for _ in models] for _ in range(4))

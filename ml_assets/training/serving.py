@@ -81,8 +81,12 @@ class RecordEncoder:
             except KeyError:
                 raise KeyError(f"request record lacks feature {name!r}") from None
             if codes is not None:
-                # A value outside the contract's categories is missing, as pd.Categorical has it.
-                out.append(float(codes.get(value, math.nan)) if _hashable(value) else math.nan)
+                # A value outside the contract's categories is missing, as pd.Categorical has it
+                # (an unhashable one, a list say, cannot be a category either).
+                try:
+                    out.append(float(codes.get(value, math.nan)))
+                except TypeError:
+                    out.append(math.nan)
             elif value is None:
                 out.append(math.nan)
             else:
@@ -97,14 +101,6 @@ class RecordEncoder:
         return np.array([self.row(r) for r in records], dtype="float64").reshape(
             len(records), len(self.columns)
         )
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def score_records(
