@@ -293,6 +293,29 @@ def test_leakage_needs_evidence_proportional_to_the_batch():
     assert 0.6 < aucs["credit_score"][0] < 0.95 and aucs["sex"][0] < 0.56
 
 
+def test_leakage_scores_a_class_balanced_sample_of_a_large_batch():
+    LEAKAGE = "raw_labels_not_leaked_into_features"
+    features, labels = _day(5, "leakage", rows=6000)
+    sampled = _judge(features, labels, None, leakage_sample_rows=1000)[LEAKAGE]
+    assert not sampled.passed and "delinquencies_2y" in sampled.reason
+    assert "seeded sample" in sampled.reason and sampled.rows < 1200  # ~500 of each class
+    clean_features, clean_labels = _day(6, rows=6000)
+    whole = _judge(clean_features, clean_labels, None, leakage_sample_rows=20000)[LEAKAGE]
+    thinned = _judge(clean_features, clean_labels, None, leakage_sample_rows=1000)[LEAKAGE]
+    assert whole.passed and thinned.passed and whole.rows == 6000 and "sample" not in whole.reason
+    # A rare class keeps every row: the sample thins the common class only.
+    rare = clean_labels.assign(defaulted=(np.arange(6000) % 100 == 0).astype(int))
+    kept = _judge(clean_features, rare, None, leakage_sample_rows=1000)[LEAKAGE]
+    assert "60 positive" in kept.reason and kept.rows < 700
+    # The same rows whichever batches share the run: judged alone or beside another batch.
+    both = judge_frames(
+        {"2026-01-01": features, "2026-01-02": clean_features},
+        {"2026-01-01": labels, "2026-01-02": clean_labels},
+        _rules(None, leakage_sample_rows=1000),
+    )[LEAKAGE]
+    assert both["2026-01-01"].value == sampled.value and both["2026-01-01"].rows == sampled.rows
+
+
 def test_split_integrity_finds_shared_ids_and_duplicate_rows():
     features, labels = _day(3, rows=500)
     examples = join_labels(features, labels, CONTRACT, "d")

@@ -113,6 +113,7 @@ def _rule_settings(pipeline: PipelineResource) -> "RuleSettings":
         label_delay_days=validation.label_delay_days,
         newest_day=max(delivered) if delivered else None,
         min_redelivered_share=validation.min_redelivered_share,
+        leakage_sample_rows=validation.batch_leakage_sample_rows,
     )
 
 

@@ -112,6 +112,11 @@ class ValidationSettings(StrictModel):
     # often its rows repeat by chance, is a re-delivery (data/redelivery).
     min_redelivered_share: float = Field(0.9, gt=0, le=1)
     leakage_sample_rows: int = Field(200_000, ge=1000)
+    # The per-batch leakage gate scores a seeded sample of at most this many rows of each
+    # batch, half from each class (all of a rarer class's rows when it has fewer): a leaked
+    # feature's AUC is near 1, where a few thousand rows measure it closely, and the gate
+    # decides on the AUC's lower confidence bound from the rows it scored.
+    batch_leakage_sample_rows: int = Field(5000, ge=500)
     min_labels_per_class: int = Field(50, ge=1)
     parity_sample_rows: int = Field(200, ge=1)
     statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)

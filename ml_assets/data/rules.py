@@ -59,6 +59,7 @@ class RuleSettings:
     label_delay_days: int = 0
     newest_day: str | None = None  # the newest batch delivered (labels may lag it)
     min_redelivered_share: float = 0.9
+    leakage_sample_rows: int = 5000  # per batch, seeded
     # Sketches of the batches judged before this run (data/redelivery), whose files remain.
     earlier_sketches: tuple[Sketch, ...] = ()
 
@@ -892,13 +893,11 @@ def judge_positive_rate(run: RunData, settings: RuleSettings) -> dict[str, GateR
 # --- leakage ----------------------------------------------------------------------------------
 
 
-def _auc_from_counts(counts: pl.LazyFrame, group: str, *, unique: bool) -> pl.LazyFrame:
+def _auc_from_counts(counts: pl.LazyFrame, group: str) -> pl.LazyFrame:
     """Per group, the ROC AUC of a score from its counts (rows of group and score, with the
-    positives "pos" and rows "n" at that score; `unique` when no (group, score) repeats); rows
-    of equal score are ties, half a pair each: the Mann-Whitney statistic, the number sklearn's
-    roc_auc_score gives."""
-    if not unique:
-        counts = counts.group_by(group, "score").agg(pl.col("pos").sum(), pl.col("n").sum())
+    positives "pos" and rows "n" at that score); rows of equal score are ties, half a pair
+    each: the Mann-Whitney statistic, the number sklearn's roc_auc_score gives."""
+    counts = counts.group_by(group, "score").agg(pl.col("pos").sum(), pl.col("n").sum())
     ordered = (
         counts.sort(group, "score", nulls_last=False)
         .with_columns(neg=pl.col("n") - pl.col("pos"))
@@ -918,47 +917,52 @@ def single_feature_aucs(
     """Per group: how well each feature alone ranks the label, ROC AUC folded to [0.5, 1].
 
     Numeric features score by value (missing values at the group's median); categorical
-    features by their category's positive rate in the group. The AUCs are exact, from counts of
-    positives and rows per (group, score). Returns one row per group with its positives ("P"),
-    negatives ("N") and one column per feature; a group with a single class gets no AUCs (nulls).
+    features by their category's positive rate in the group. The AUCs are exact: a numeric
+    feature's is the Mann-Whitney statistic from its ranks in the group (ties at their average
+    rank, half a pair each, the number sklearn's roc_auc_score gives), all numeric features in
+    one pass; a categorical feature's comes from counts of positives and rows per category.
+    Returns one row per group with its positives ("P"), negatives ("N") and one column per
+    feature; a group with a single class gets no AUCs (nulls).
     """
     y = pl.col(positive).cast(pl.Float64)
     lazy = frame.lazy()
-    names, tables = [], []
-    for name in contract.feature_columns:
-        if name not in frame.columns:
+    present = [n for n in contract.feature_columns if n in frame.columns]
+    numeric = [n for n in present if n in contract.numeric_columns]
+    P, N = y.sum(), pl.len() - y.sum()
+    ranked = []
+    for name in numeric:
+        value = pl.col(name)
+        if frame.schema[name] != pl.Float64:
+            value = value.cast(pl.Float64, strict=False)
+        if frame.schema[name] != pl.Float64 or frame[name].null_count():
+            value = value.fill_null(value.median())
+        # The positives' rank sum less its least possible value counts the (positive,
+        # negative) pairs ranked right: U / (P * N) is the AUC.
+        u = value.rank("average").filter(pl.col(positive)).sum() - P * (P + 1) / 2
+        ranked.append((u / (P * N)).alias(name))
+    base = lazy.group_by(group).agg(P.alias("P"), N.alias("N"), *ranked)
+    tables = []
+    for name in present:
+        if name in numeric:
             continue
-        if name in contract.numeric_columns:
-            value = pl.col(name)
-            if frame.schema[name] != pl.Float64:
-                value = value.cast(pl.Float64, strict=False)
-            if frame.schema[name] != pl.Float64 or frame[name].null_count():
-                value = value.fill_null(value.median().over(group))
-            score = value
-            counts = lazy.group_by(group, score.alias("score")).agg(
-                y.sum().alias("pos"), pl.len().cast(pl.Float64).alias("n")
-            )
-        else:
-            category = pl.col(name).cast(pl.String, strict=False).alias("category")
-            counts = (
-                lazy.group_by(group, category)
-                .agg(y.sum().alias("pos"), pl.len().cast(pl.Float64).alias("n"))
-                .select(group, (pl.col("pos") / pl.col("n")).alias("score"), "pos", "n")
-            )
-        names.append(name)
-        # Numeric counts are already one row per (group, value); categories sharing a positive
-        # rate share a score, so theirs are summed again.
-        tables.append(_auc_from_counts(counts, group, unique=name in contract.numeric_columns))
-    base = lazy.group_by(group).agg(y.sum().alias("P"), (pl.len() - y.sum()).alias("N"))
+        category = pl.col(name).cast(pl.String, strict=False).alias("category")
+        counts = (
+            lazy.group_by(group, category)
+            .agg(y.sum().alias("pos"), pl.len().cast(pl.Float64).alias("n"))
+            .select(group, (pl.col("pos") / pl.col("n")).alias("score"), "pos", "n")
+        )
+        # Categories sharing a positive rate share a score, so theirs are summed again.
+        tables.append(_auc_from_counts(counts, group))
     collected = pl.collect_all([base, *tables])
     aucs = collected[0]
-    for name, table in zip(names, collected[1:], strict=True):
-        auc = pl.col("auc")
-        folded = pl.when((pl.col("P") > 0) & (pl.col("N") > 0)).then(
-            pl.max_horizontal(auc, 1 - auc)
-        )
-        aucs = aucs.join(table.select(group, folded.alias(name)), on=group, how="left")
-    return aucs.sort(group), names
+    for name, table in zip([n for n in present if n not in numeric], collected[1:], strict=True):
+        aucs = aucs.join(table.select(group, pl.col("auc").alias(name)), on=group, how="left")
+    two_classes = (pl.col("P") > 0) & (pl.col("N") > 0)
+    folded = [
+        pl.when(two_classes).then(pl.max_horizontal(pl.col(n), 1 - pl.col(n))).alias(n)
+        for n in present
+    ]
+    return aucs.with_columns(folded).select(group, "P", "N", *present).sort(group), present
 
 
 LEAKAGE_CASE_COLUMNS = ["feature", "single_feature_auc", "lower_bound"]
@@ -994,6 +998,23 @@ def leakage_verdict(
         else f"best single-feature ROC AUC {top:.4f}"
     )
     return not leaks, top, cases, reason
+
+
+def _class_sample(joined: pl.DataFrame, per_class: int) -> pl.DataFrame:
+    """About `per_class` rows of each class of each day (all of a class with fewer rows).
+
+    The AUC is unchanged in expectation by sampling within a class (it compares positives with
+    negatives), so a rare class keeps all its rows while a common one is thinned. A row is kept
+    by a hash of its position in its batch file, so a batch scores the same rows in every run,
+    whichever batches share the run.
+    """
+    group = joined[DAY].to_numpy().astype(np.int64) * 2 + joined[POSITIVE].to_numpy()
+    sizes = np.bincount(group)
+    if sizes.max(initial=0) <= per_class:
+        return joined
+    share = np.minimum(1.0, per_class / np.maximum(sizes, 1))[group]
+    draw = joined[ROW].hash(seed=0).to_numpy() / 2.0**64
+    return joined.filter(pl.Series(draw < share))
 
 
 def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
@@ -1050,6 +1071,7 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
                 on=[DAY, id_],
                 how="inner",
             )
+        joined = _class_sample(joined, settings.leakage_sample_rows // 2)
         aucs, names = single_feature_aucs(joined, contract, DAY, POSITIVE)
         at = {int(d): k for k, d in enumerate(aucs[DAY].to_list())}
         for i, day in enumerate(stack.days):
@@ -1064,6 +1086,8 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
             passed, top, cases, reason = leakage_verdict(
                 values, n_pos, n_neg, settings.max_single_feature_auc, table=False
             )
+            if n_pos + n_neg < stack.rows[i] and k is not None:
+                reason += f" (a seeded sample: {n_pos:,} positive, {n_neg:,} negative rows)"
             reports[day] = GateReport(
                 "leakage",
                 day,
