@@ -33,6 +33,7 @@ from ml_assets.features.examples import assign_split, build_features
 from ml_assets.features.integrity import split_integrity
 from ml_assets.settings import load_settings
 from ml_assets.training.serving import (
+    ContractViolation,
     RecordEncoder,
     feature_differences,
     model_matrix,
@@ -359,10 +360,38 @@ def test_serving_path_reproduces_training_features_exactly():
     record = to_records(features.head(1))[0]
     with pytest.raises(ValueError, match="'income': 'n/a' is not a number"):
         encoder.row({**record, "income": "n/a"})
-    # A category outside the contract, and a null, are missing, as pd.Categorical has them.
+    # Unchecked (the parity reference), a category outside the contract and a null are
+    # missing, as pd.Categorical has them.
     odd = {**record, "region": "atlantis", "income": None}
-    row = encoder.row(odd)
+    row = RecordEncoder(CONTRACT, check=False).row(odd)
     assert math.isnan(row[encoder.columns.index("region")])
     assert math.isnan(row[encoder.columns.index("income")])
     framed = model_matrix(build_features(pd.DataFrame([odd]), CONTRACT))
-    assert feature_differences(framed, encoder.matrix([odd]), encoder.columns).empty
+    unchecked = RecordEncoder(CONTRACT, check=False)
+    assert feature_differences(framed, unchecked.matrix([odd]), encoder.columns).empty
+
+
+def test_served_records_are_refused_exactly_where_the_schema_gate_fails_rows():
+    features, labels = _day(1, rows=9)
+    broken = features.copy()
+    broken.loc[1, "credit_score"] = 900.0  # above the maximum
+    broken.loc[2, "region"] = "mars"  # outside the categories
+    broken.loc[3, "income"] = np.nan  # null where the contract allows none
+    broken.loc[4, "employment_years"] = np.nan  # null where it allows them: fine
+    broken.loc[5, "purpose"] = None  # a null category
+    broken.loc[6, "utilization"] = -0.5  # below the minimum
+    broken.loc[7, "loan_amount"] = 500.0  # on the minimum: fine
+    schema = _judge(broken, labels, None)["raw_batches_match_schema"]
+    failed_by_gate = set(schema.failure_cases["index"].astype(int))
+    encoder = RecordEncoder(CONTRACT)
+    refused = {}
+    for i, record in enumerate(to_records(broken)):
+        try:
+            encoder.row(record)
+        except ContractViolation as error:
+            refused[i] = str(error)
+    assert set(refused) == failed_by_gate == {1, 2, 3, 5, 6}
+    assert refused[1] == "request field 'credit_score': 900 is above the maximum 850"
+    assert refused[2] == "request field 'region': 'mars' is outside the contract's categories"
+    assert "'income': missing value" in refused[3] and "'purpose': missing value" in refused[5]
+    assert refused[6] == "request field 'utilization': -0.5 is below the minimum 0"

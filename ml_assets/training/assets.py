@@ -8,12 +8,14 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.features.assets import training_dataset
+from ml_assets.features.examples import SPLIT_COLUMN
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets.training.lineage import flagged_batches_tag, git_commit
 from ml_assets.training.registry import (
     MODEL_FILE,
     append_audit,
+    log_scoring_model,
     mlflow_run_url,
     register_version,
 )
@@ -67,13 +69,17 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             mlflow.log_metrics(scores)
             mlflow.set_tags({**tags, "model_sha256": model_sha})
             mlflow.log_dict(window, "data/training_window.json")
-            mlflow.log_artifact(str(model_path), "model")
+            # The served model: the booster, the contract and the feature code, loadable with
+            # mlflow.pyfunc.load_model and servable by `mlflow models serve`.
+            test = examples[examples[SPLIT_COLUMN] == "test"]
+            example = test[dataset.model_features].head(3)
+            logged = log_scoring_model(mlflow, model_path, dataset, example)
             run = mlflow.active_run()
             version = register_version(
                 pipeline.mlflow_client(),
                 training.registered_model_name,
                 run.info.run_id,
-                run.info.artifact_uri,
+                logged,
                 {**tags, "model_sha256": model_sha},
             )
             # The run is named after what it is, so the MLflow UI's run list reads as a history.

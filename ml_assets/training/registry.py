@@ -7,11 +7,26 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml_assets.data.contract import DataContract
+
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models import ModelSignature
+    from mlflow.models.model import ModelInfo
 
 MODEL_FILE = "model.txt"
+# The feature code a served model imports, bundled with it (paths inside the package): the data
+# contract and the record encoder, and the packages' __init__ files that make them importable.
+SCORING_CODE = (
+    "__init__.py",
+    "data/__init__.py",
+    "data/contract.py",
+    "training/__init__.py",
+    "training/serving.py",
+)
+SCORING_REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "pydantic")
 
 
 def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -22,10 +37,66 @@ def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | 
     return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+def scoring_signature(contract: DataContract) -> ModelSignature:
+    """The served model's inputs, the contract's model features, every one present as in a
+    batch, and its output, one score per record.
+
+    Categories are strings. Numbers are declared Any: MLflow refuses to convert a column of
+    JSON integers (int64) to double, and a client sending `"term_months": 36` is right. The
+    model itself reads each number and checks it against the contract's range and nullability
+    (training/serving.RecordEncoder), naming the field it refuses.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    inputs = [
+        ColSpec(AnyType() if name in contract.numeric_columns else "string", name)
+        for name in contract.model_features
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
+
+
+def log_scoring_model(
+    mlflow: Any, booster_path: Path, contract: DataContract, input_example: pd.DataFrame
+) -> ModelInfo:
+    """Log the served model into the active MLflow run: a pyfunc model from code
+    (training/scoring_model.py) with the booster's text file, the contract and the feature code
+    (SCORING_CODE), pinned requirements, a signature and an input example. No pickle."""
+    import importlib.metadata
+    import shutil
+    import tempfile
+
+    package = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp) / "ml_assets"
+        for relative in SCORING_CODE:
+            (code / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package / relative, code / relative)
+        contract_path = Path(tmp) / "contract.json"
+        # The contract alone: the dataset settings around it (folders, the demo switch) are
+        # the pipeline's, not the model's.
+        served = DataContract.model_validate(
+            contract.model_dump(include=set(DataContract.model_fields))
+        )
+        contract_path.write_text(served.model_dump_json(indent=1))
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package / "training" / "scoring_model.py"),
+            artifacts={"booster": str(booster_path), "contract": str(contract_path)},
+            code_paths=[str(code)],
+            signature=scoring_signature(contract),
+            input_example=input_example,
+            pip_requirements=[
+                f"{name}=={importlib.metadata.version(name)}" for name in SCORING_REQUIREMENTS
+            ],
+        )
+
+
 def register_version(
-    client: MlflowClient, name: str, run_id: str, artifact_uri: str, tags: dict[str, str]
+    client: MlflowClient, name: str, run_id: str, model: ModelInfo, tags: dict[str, str]
 ) -> ModelVersion:
-    """A new version of registered model `name` from the run's `model/` artefact folder."""
+    """A new version of registered model `name`: the MLflow model `model` logged in the run."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -33,7 +104,7 @@ def register_version(
     except MlflowException:
         client.create_registered_model(name)
     return client.create_model_version(
-        name, source=f"{artifact_uri}/model", run_id=run_id, tags=tags
+        name, source=model.model_uri, run_id=run_id, tags=tags, model_id=model.model_id
     )
 
 
@@ -50,17 +121,36 @@ def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersi
 
 
 def download_model_file(client: MlflowClient, version: ModelVersion, target_dir: Path) -> Path:
-    """Fetch a version's LightGBM text file into `target_dir`."""
+    """Fetch a version's LightGBM text file into `target_dir` (an MLflow model keeps it among
+    its artefacts; a version registered before models were logged as MLflow models holds it at
+    the top of its folder)."""
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
     local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(target_dir)))
-    path = local / MODEL_FILE if local.is_dir() else local
+    found = [local / "artifacts" / MODEL_FILE, local / MODEL_FILE] if local.is_dir() else [local]
+    path = next((p for p in found if p.exists()), found[0])
     if not path.exists():
         raise FileNotFoundError(
             f"model version {version.version} has no {MODEL_FILE} at {version.source}"
         )
     return path
+
+
+def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Path) -> Any:
+    """Version `version` of `name` as MLflow serves it: downloaded from the registry into
+    `target_dir` and loaded with mlflow.pyfunc (its code, booster and contract)."""
+    import mlflow
+    from mlflow.artifacts import download_artifacts
+
+    target_dir.mkdir(parents=True, exist_ok=True)
+    folder = download_artifacts(
+        artifact_uri=f"models:/{name}/{version}",
+        dst_path=str(target_dir),
+        tracking_uri=tracking_uri,
+        registry_uri=tracking_uri,  # the registry lives in the tracking store here
+    )
+    return mlflow.pyfunc.load_model(folder)
 
 
 def append_audit(audit_dir: Path, model: str, version: str, event: str, **fields: Any) -> dict:

@@ -59,11 +59,26 @@ def model_matrix(features: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(features), 0))
 
 
-class RecordEncoder:
-    """JSON records to the model's matrix, one list of floats per record, without pandas."""
+class ContractViolation(ValueError):
+    """A request record breaks the data contract; the message names the field and the rule."""
 
-    def __init__(self, contract: DataContract) -> None:
+
+class RecordEncoder:
+    """JSON records to the model's matrix, one list of floats per record, without pandas.
+
+    With `check` (what the served model does), a record that breaks the data contract is
+    refused with a `ContractViolation` naming the field, in the schema gate's words: a missing
+    feature, text where a number belongs, a number outside the contract's range, a category
+    outside its list, a null where the contract allows none. These are the rules the schema gate
+    applies to a batch (data/validation.contract_schema), checked here one record at a time so a
+    request costs microseconds; a test holds the two to the same answers. Without `check`, the
+    encoder reads a record as LightGBM reads `build_features`' frame (the parity check's
+    reference): anything outside a category list or missing becomes NaN.
+    """
+
+    def __init__(self, contract: DataContract, *, check: bool = True) -> None:
         self.columns = list(contract.model_features)
+        self.check = check
         # None for a numeric feature, the category -> code table for a categorical one.
         self._codes: list[dict[Any, int] | None] = [
             None
@@ -71,11 +86,23 @@ class RecordEncoder:
             else {value: code for code, value in enumerate(contract.categorical_columns[name])}
             for name in self.columns
         ]
+        # (min, max, nullable) of a numeric feature; None for a categorical one (never null).
+        self._bounds: list[tuple[float, float, bool] | None] = [
+            (
+                -math.inf if spec.min is None else spec.min,
+                math.inf if spec.max is None else spec.max,
+                spec.nullable,
+            )
+            if (spec := contract.numeric_columns.get(name)) is not None
+            else None
+            for name in self.columns
+        ]
 
     def row(self, record: Mapping[str, Any]) -> list[float]:
-        """One record's model row; KeyError names a missing feature, ValueError a bad number."""
+        """One record's model row; KeyError names a missing feature, ValueError a bad number,
+        ContractViolation (with `check`) a value the contract does not allow."""
         out = []
-        for name, codes in zip(self.columns, self._codes, strict=True):
+        for name, codes, bounds in zip(self.columns, self._codes, self._bounds, strict=True):
             try:
                 value = record[name]
             except KeyError:
@@ -84,32 +111,65 @@ class RecordEncoder:
                 # A value outside the contract's categories is missing, as pd.Categorical has it
                 # (an unhashable one, a list say, cannot be a category either).
                 try:
-                    out.append(float(codes.get(value, math.nan)))
+                    code = codes.get(value)
                 except TypeError:
-                    out.append(math.nan)
+                    code = None
+                if code is None and self.check:
+                    raise ContractViolation(
+                        f"request field {name!r}: "
+                        + (
+                            "missing value; the contract does not allow nulls"
+                            if value is None
+                            else f"{_short(value)} is outside the contract's categories"
+                        )
+                    )
+                out.append(math.nan if code is None else float(code))
             elif value is None:
+                if self.check and bounds is not None and not bounds[2]:
+                    raise ContractViolation(
+                        f"request field {name!r}: missing value; the contract does not allow nulls"
+                    )
                 out.append(math.nan)
             else:
                 try:
-                    out.append(float(value))
+                    number = float(value)
                 except (TypeError, ValueError):
                     raise ValueError(f"request field {name!r}: {value!r} is not a number") from None
+                if self.check and bounds is not None:
+                    low, high, nullable = bounds
+                    if math.isnan(number) and not nullable:
+                        raise ContractViolation(
+                            f"request field {name!r}: missing value; the contract does not "
+                            "allow nulls"
+                        )
+                    if number < low:
+                        raise ContractViolation(
+                            f"request field {name!r}: {number:g} is below the minimum {low:g}"
+                        )
+                    if number > high:
+                        raise ContractViolation(
+                            f"request field {name!r}: {number:g} is above the maximum {high:g}"
+                        )
+                out.append(number)
         return out
 
     def matrix(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The model's matrix for `records`, one row per record."""
-        return np.array([self.row(r) for r in records], dtype="float64").reshape(
-            len(records), len(self.columns)
-        )
+        """The model's matrix for `records`, one row per record; an error on a record of
+        several says which (counted from 0)."""
+        rows = []
+        for i, record in enumerate(records):
+            try:
+                rows.append(self.row(record))
+            except (KeyError, ValueError) as error:
+                if len(records) == 1:
+                    raise
+                raise type(error)(f"record {i}: {error.args[0]}") from None
+        return np.array(rows, dtype="float64").reshape(len(records), len(self.columns))
 
 
-def score_records(
-    booster: lgb.Booster, records: Sequence[Mapping[str, Any]], contract: DataContract
-) -> np.ndarray:
-    """Scores for JSON records, one request per record, as a request-per-row service computes
-    them."""
-    encoder = RecordEncoder(contract)
-    return np.array([score_record(booster, encoder, r) for r in records])
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def score_record(booster: lgb.Booster, encoder: RecordEncoder, record: Mapping[str, Any]) -> float:
