@@ -9,7 +9,7 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test dev mlflow lint bench promote clean
+.PHONY: help venv run test dev mlflow lint bench promote approve reject audit clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -46,8 +46,14 @@ lint: $(STAMP) ## Lint, check formatting and the import contracts (the house rul
 bench: $(STAMP) ## Measure import time, make run wall time and orchestration overhead
 	$(BIN)/python benchmarks/bench_run.py
 
-promote: $(STAMP) ## Move `production` to VERSION, approved by APPROVER: make promote VERSION=3 APPROVER=ana
-	$(BIN)/python -m ml_assets.cli.run promote --version "$(VERSION)" --approver "$(APPROVER)"
+promote approve: $(STAMP) ## Approve VERSION as APPROVER (production moves once approvals suffice): make promote VERSION=3 APPROVER=ana
+	$(BIN)/python -m ml_assets.cli.run approve --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+
+reject: $(STAMP) ## Reject VERSION as APPROVER with a REASON: make reject VERSION=3 APPROVER=ana REASON="..."
+	$(BIN)/python -m ml_assets.cli.run reject --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+
+audit: $(STAMP) ## Verify the audit log's hash chain of every model
+	$(BIN)/python -m ml_assets.cli.audit
 
 clean: ## Remove generated state (.dagster, MLflow store, generated data); keeps .venv
 	rm -rf .dagster data/mlflow data/raw data/validation data/sketches data/quarantine \

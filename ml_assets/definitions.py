@@ -10,7 +10,7 @@ import dagster as dg
 from ml_assets.data import checks as data_checks
 from ml_assets.data.assets import raw_batches, raw_labels
 from ml_assets.delivery.assets import production_model, staging_model
-from ml_assets.delivery.jobs import promote_to_production_job
+from ml_assets.delivery.jobs import approval_job, record_decision
 from ml_assets.evaluation import checks as evaluation_checks
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features import checks as features_checks
@@ -48,9 +48,24 @@ JOBS = [
     ingestion_job,
     training_job,
     evaluation_job,
-    promote_to_production_job,
+    approval_job,
     gate_history_job,
 ]
+
+
+def _referenced(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """An asset another job moves (production_model, by approval_job) links to that op."""
+    import inspect
+
+    source = inspect.unwrap(record_decision.compute_fn.decorated_fn)
+    reference = dg.LocalFileCodeReference(
+        file_path=inspect.getsourcefile(source), line_number=inspect.getsourcelines(source)[1]
+    )
+    return spec.merge_attributes(
+        metadata={
+            "dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[reference])
+        }
+    )
 
 
 @dg.definitions
@@ -58,9 +73,13 @@ def defs() -> dg.Definitions:
     """The code location, with sensor and schedule cadence from pipeline.yaml."""
     settings = load_settings()
     sensors, schedules = build_automation(settings)
+
     # Owners come from pipeline.yaml; each asset's definition links to its source in the UI.
+    def owned(spec: dg.AssetSpec) -> dg.AssetSpec:
+        return spec.replace_attributes(owners=settings.owners)
+
     assets = [
-        a.map_asset_specs(lambda spec: spec.replace_attributes(owners=settings.owners))
+        _referenced(owned(a)) if isinstance(a, dg.AssetSpec) else a.map_asset_specs(owned)
         for a in dg.with_source_code_references(ASSETS)
     ]
     return dg.Definitions(

@@ -103,7 +103,7 @@ class Settings(StrictModel):
             self.gates.model_dump_json(),
             self.dataset.model_dump_json(include={"slice_columns", "sensitive_columns"}),
             cases.read_text() if cases is not None and cases.is_file() else "no cases",
-            self.delivery.model_dump_json(),
+            self.delivery.model_dump_json(include={"staging_alias", "production_alias"}),
         )
 
 

@@ -286,6 +286,20 @@ def train(project: Project, instance):
     )
 
 
+def decide(project: Project, instance, version: str, approver: str, **config):
+    """One approval (or, with decision="rejected", a rejection) through approval_job."""
+    return run_job(
+        "approval_job",
+        project,
+        instance,
+        run_config={
+            "ops": {
+                "record_decision": {"config": {"version": version, "approver": approver, **config}}
+            }
+        },
+    )
+
+
 def failed_checks(result) -> dict[str, str]:
     """Name -> reason of every check of a run that did not pass (for assertion messages)."""
     return {

@@ -15,6 +15,7 @@ from ml_assets_tests.conftest import (
     INGESTION,
     START,
     add_partitions,
+    decide,
     failed_checks,
     ingest,
     make_project,
@@ -144,19 +145,7 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     trained = train(project, instance)
     assert trained.success, failed_checks(trained)
     name = project.settings.training.registered_model_name
-    promote = dg.materialize(
-        [*ASSETS],
-        selection=[delivery.production_model],
-        instance=instance,
-        resources=project.resources,
-        run_config={
-            "ops": {
-                "production_model": {
-                    "config": {"version": "1", "approver": "ana", "reason": "review"}
-                }
-            }
-        },
-    )
+    promote = decide(project, instance, "1", "ana", reason="review")
     assert promote.success
     client = project.pipeline.mlflow_client()
     assert str(version_for_alias(client, name, "production").version) == "1"
@@ -180,13 +169,6 @@ def test_regression_gate_and_human_promotion(tmp_path, instance):
     assert str(version_for_alias(client, name, "staging").version) == "1"
     assert str(version_for_alias(client, name, "production").version) == "1"
     # A version that never passed the gates cannot be promoted.
-    refused = dg.materialize(
-        [*ASSETS],
-        selection=[delivery.production_model],
-        instance=instance,
-        resources=project.resources,
-        run_config={"ops": {"production_model": {"config": {"version": "2", "approver": "ana"}}}},
-        raise_on_error=False,
-    )
+    refused = decide(project, instance, "2", "ana")
     assert not refused.success
     assert str(version_for_alias(client, name, "production").version) == "1"

@@ -12,7 +12,7 @@ from ml_assets.features.examples import assign_split
 from ml_assets.monitoring.drift import measure_drift
 from ml_assets.settings import load_settings
 from ml_assets.training.model import load_model, predict_scores, save_model, train_model
-from ml_assets.training.registry import append_audit, read_audit
+from ml_assets.training.registry import append_audit, read_audit, verify_audit
 
 CONTRACT = load_settings().dataset
 PARAMS = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 15, "num_threads": 1}
@@ -108,3 +108,25 @@ def test_audit_log_appends(tmp_path):
     events = read_audit(tmp_path, "m", "1")
     assert [e["event"] for e in events] == ["registered", "staged"]
     assert len(read_audit(tmp_path, "m")) == 3
+
+
+def test_audit_chain_detects_an_edited_a_removed_and_a_reordered_entry(tmp_path):
+    for version, event in (("1", "registered"), ("1", "staged"), ("1", "promoted")):
+        append_audit(tmp_path, "m", version, event, approver="ana")
+    assert verify_audit(tmp_path, "m") == []
+    path = tmp_path / "m.jsonl"
+    lines = path.read_text().splitlines()
+    edited = lines.copy()
+    edited[1] = edited[1].replace('"staged"', '"rejected"')
+    path.write_text("\n".join(edited) + "\n")
+    assert [p.split(": ", 1)[1] for p in verify_audit(tmp_path, "m")] == [
+        "hash does not match the entry (it was edited)"
+    ]
+    path.write_text("\n".join([lines[0], lines[2]]) + "\n")
+    assert "an entry was removed" in verify_audit(tmp_path, "m")[0]
+    path.write_text("\n".join([lines[1], lines[0], lines[2]]) + "\n")
+    assert len(verify_audit(tmp_path, "m")) == 3  # each out of place
+    # Appending after a repair chains on again.
+    path.write_text("\n".join(lines) + "\n")
+    append_audit(tmp_path, "m", "2", "registered")
+    assert verify_audit(tmp_path, "m") == []

@@ -45,11 +45,11 @@ SNAPSHOT = {
         "training_dataset:training_dataset_splits_are_disjoint",
     ],
     "jobs": [
+        "approval_job",
         "evaluation_job",
         "gate_history_job",
         "ingestion_job",
         "ml_pipeline_job",
-        "promote_to_production_job",
         "training_job",
     ],
     "schedules": ["gate_history_schedule", "retraining_schedule"],

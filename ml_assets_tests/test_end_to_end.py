@@ -55,7 +55,7 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     # A refused promotion says why in one line, without Dagster's wrapper.
     assert run.main(["promote", "--version", "7", "--approver", "ana"]) == 1
     refused = capsys.readouterr().err
-    assert "promotion refused: credit_default_risk has no version '7' in the registry" in refused
+    assert "approval refused: credit_default_risk has no version '7' in the registry" in refused
     assert "Error occurred while executing" not in refused
 
     # The human approval gate moves production.
@@ -63,7 +63,7 @@ def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     assert _aliases(project) == {"staging": "1", "production": "1"}
     assert [
         e["event"] for e in read_audit(project.pipeline.audit_dir, "credit_default_risk", "1")
-    ] == ["registered", "staged", "promoted"]
+    ] == ["registered", "staged", "approved", "promoted"]
 
     # A schema-corrupted batch arrives: quarantined, no model trained, no alias moved.
     (bad,) = project.write_days(dt.date(2026, 1, 13), 1, scenario="schema_corruption")

@@ -21,11 +21,10 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from ml_assets.delivery import assets as delivery
 from ml_assets.features.examples import SPLIT_COLUMN
 from ml_assets.training.model import load_model, predict_scores
 from ml_assets.training.serving import to_records
-from ml_assets_tests.conftest import ASSETS, START, failed_checks, ingest, make_project, train
+from ml_assets_tests.conftest import START, decide, failed_checks, ingest, make_project, train
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +48,7 @@ def _promoted(root):
         assert ingest(project, instance, days).success
         trained = train(project, instance)
         assert trained.success, failed_checks(trained)
-        promoted = dg.materialize(
-            [*ASSETS],
-            selection=[delivery.production_model],
-            instance=instance,
-            resources=project.resources,
-            run_config={
-                "ops": {"production_model": {"config": {"version": "1", "approver": "ana"}}}
-            },
-        )
-        assert promoted.success
+        assert decide(project, instance, "1", "ana").success
     finally:
         instance.dispose()
     return project

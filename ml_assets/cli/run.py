@@ -1,7 +1,8 @@
 """`make run`: bring every asset up to date on the embedded default and print what happened.
 
     python -m ml_assets.cli.run                                     # ingest, gate, train, stage
-    python -m ml_assets.cli.run promote --version 3 --approver ana  # move production (human gate)
+    python -m ml_assets.cli.run approve --version 3 --approver ana  # the human gate (or: promote)
+    python -m ml_assets.cli.run reject --version 3 --approver ana --reason "..."
 
 Work already up to date is not repeated: batch files the gates already judged (same content) are
 not ingested again, and no model is trained when the passing training window is unchanged.
@@ -314,7 +315,8 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
     return "\n".join(lines)
 
 
-def promote(version: str, approver: str, reason: str) -> int:
+def decide(version: str, approver: str, decision: str, reason: str) -> int:
+    """Record one approval or rejection through approval_job; exit 1 when refused."""
     import dagster as dg
 
     from ml_assets.definitions import defs as build_definitions
@@ -322,14 +324,19 @@ def promote(version: str, approver: str, reason: str) -> int:
     instance = dg.DagsterInstance.get()
     result = (
         build_definitions()
-        .resolve_job_def("promote_to_production_job")
+        .resolve_job_def("approval_job")
         .execute_in_process(
             instance=instance,
             run_config={
                 **LOG_CONFIG,
                 "ops": {
-                    "production_model": {
-                        "config": {"version": version, "approver": approver, "reason": reason}
+                    "record_decision": {
+                        "config": {
+                            "version": version,
+                            "approver": approver,
+                            "decision": decision,
+                            "reason": reason,
+                        }
                     }
                 },
             },
@@ -346,12 +353,13 @@ def promote(version: str, approver: str, reason: str) -> int:
                 # (the registry unreachable, say) is an error.
                 refused = error.cls_name == "Failure"
                 code = max(code, 1 if refused else 2)
+                kind = "approval" if decision == "approved" else "rejection"
                 print(
-                    f"promotion {'refused' if refused else 'failed'}: {root_cause(error)}",
+                    f"{kind} {'refused' if refused else 'failed'}: {root_cause(error)}",
                     file=sys.stderr,
                 )
         return code
-    print(f"production -> v{version}, approved by {approver}")
+    print(result.output_for_node("record_decision"))
     return 0
 
 
@@ -360,10 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ml_assets.cli.run", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command")
-    prom = sub.add_parser("promote", help="move the production alias to a staged version")
-    prom.add_argument("--version", required=True)
-    prom.add_argument("--approver", required=True)
-    prom.add_argument("--reason", default="")
+    for command, help_text in (
+        ("approve", "approve a staged version; production moves once approvals suffice"),
+        ("promote", "the same as approve"),
+        ("reject", "reject a staged version (a reason is required)"),
+    ):
+        decision = sub.add_parser(command, help=help_text)
+        decision.add_argument("--version", required=True)
+        decision.add_argument("--approver", required=True)
+        decision.add_argument("--reason", default="", required=command == "reject")
     args = parser.parse_args(argv)
     import dagster as dg
 
@@ -376,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         ensure_dagster_home()
-        if args.command == "promote":
-            return promote(args.version, args.approver, args.reason)
+        if args.command in ("approve", "promote", "reject"):
+            decision = "rejected" if args.command == "reject" else "approved"
+            return decide(args.version, args.approver, decision, args.reason)
         return run_pipeline()
     except (SettingsError, BatchFileError, FileNotFoundError) as error:
         # A configuration or input problem: its message names the file or key; no trace.

@@ -1,6 +1,5 @@
 """Delivery: `staging` when every gate passed; `production` only with a named human approver."""
 
-import datetime as dt
 import json
 
 import dagster as dg
@@ -96,64 +95,13 @@ def staging_model(
     )
 
 
-class PromotionConfig(dg.Config):
-    """Who approves which version for production, and why."""
-
-    version: str
-    approver: str
-    reason: str = ""
-
-
-@dg.asset(group_name="delivery", deps=[staging_model], kinds={"mlflow"}, tags={"stage": "delivery"})
-def production_model(
-    context: dg.AssetExecutionContext, config: PromotionConfig, pipeline: PipelineResource
-) -> dg.MaterializeResult:
-    """The version serving production; moved only by promote_to_production_job with an approver."""
-    settings = pipeline.settings
-    name = settings.training.registered_model_name
-    approver = config.approver.strip()
-    if not approver:
-        raise dg.Failure("promotion needs a named approver (run config: approver)")
-    from mlflow.exceptions import MlflowException
-
-    client = pipeline.mlflow_client()
-    try:
-        version = client.get_model_version(name, config.version)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise dg.Failure(
-            f"{name} has no version {config.version!r} in the registry at "
-            f"{settings.mlflow_tracking_uri}"
-        ) from exc
-    if version.tags.get(GATES_TAG) != "passed":
-        raise dg.Failure(
-            f"{name} v{config.version} never passed the evaluation gates (tag {GATES_TAG!r} is "
-            f"{version.tags.get(GATES_TAG)!r}); only a version that reached staging can be promoted"
-        )
-    alias = settings.delivery.production_alias
-    previous = version_for_alias(client, name, alias)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    client.set_registered_model_alias(name, alias, config.version)
-    client.set_model_version_tag(name, config.version, "approved_by", approver)
-    client.set_model_version_tag(name, config.version, "approved_at", now)
-    append_audit(
-        pipeline.audit_dir,
-        name,
-        config.version,
-        "promoted",
-        alias=alias,
-        approver=approver,
-        reason=config.reason,
-        previous=previous.version if previous else None,
-        dagster_run_id=context.run.run_id,
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "model_version": config.version,
-            "previous_version": previous.version if previous else "none",
-            "approver": approver,
-            "reason": config.reason,
-            "approved_at": now,
-        }
-    )
+# Moved only by approval_job, which reports each move as a materialization of this asset: a
+# refused approval fails its run and leaves the asset showing the version that still serves.
+production_model = dg.AssetSpec(
+    "production_model",
+    deps=[staging_model],
+    group_name="delivery",
+    kinds={"mlflow"},
+    tags={"stage": "delivery"},
+    description="The version serving production; moved by approval_job once approvals suffice.",
+)

@@ -18,7 +18,7 @@ ml_pipeline_job = dg.define_asset_job(
     # production_model moves only with a human approver; gate_history reviews past runs and
     # has its own job and schedule.
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets(production_model)
+    - dg.AssetSelection.assets(production_model.key)
     - dg.AssetSelection.groups("governance"),
     description="Everything end to end: ingest and gate batches, train, evaluate, stage, monitor.",
 )

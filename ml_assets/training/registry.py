@@ -153,8 +153,26 @@ def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Pa
     return mlflow.pyfunc.load_model(folder)
 
 
+GENESIS = "0" * 64  # the "previous hash" of a log's first entry
+
+
+def _entry_hash(previous: str, record: dict) -> str:
+    import hashlib
+
+    body = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256((previous + body).encode()).hexdigest()
+
+
 def append_audit(audit_dir: Path, model: str, version: str, event: str, **fields: Any) -> dict:
-    """Append one event to the version's audit log (JSON lines; never rewritten)."""
+    """Append one event to the model's audit log (JSON lines, never rewritten).
+
+    Each entry carries the hash of the one before it (`prev`) and its own (`hash`, of `prev`
+    and the entry's fields), so an edited, removed or reordered entry breaks the chain that
+    `verify_audit` walks. Appends hold an exclusive lock on the file, so two processes
+    appending at once both chain onto the entry before them.
+    """
+    import fcntl
+
     record = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": model,
@@ -163,9 +181,46 @@ def append_audit(audit_dir: Path, model: str, version: str, event: str, **fields
         **fields,
     }
     audit_dir.mkdir(parents=True, exist_ok=True)
-    with (audit_dir / f"{model}.jsonl").open("a") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-    return record
+    with (audit_dir / f"{model}.jsonl").open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        last = None
+        for line in handle:
+            if line.strip():
+                last = line
+        previous = json.loads(last).get("hash", GENESIS) if last else GENESIS
+        record = json.loads(json.dumps(record, sort_keys=True, default=str))  # as read back
+        chained = {**record, "prev": previous, "hash": _entry_hash(previous, record)}
+        handle.write(json.dumps(chained, sort_keys=True) + "\n")
+        handle.flush()
+    return chained
+
+
+def verify_audit(audit_dir: Path, model: str) -> list[str]:
+    """Where the model's audit chain breaks, one line per problem (empty: intact)."""
+    path = audit_dir / f"{model}.jsonl"
+    if not path.exists():
+        return []
+    problems, previous = [], GENESIS
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            problems.append(f"{path}:{number}: not a JSON entry")
+            previous = None
+            continue
+        record = {k: v for k, v in entry.items() if k not in ("prev", "hash")}
+        if previous is not None and entry.get("prev") != previous:
+            problems.append(
+                f"{path}:{number}: prev does not match the entry before it "
+                "(an entry was removed, inserted or reordered)"
+            )
+        if entry.get("hash") != _entry_hash(str(entry.get("prev")), record):
+            problems.append(f"{path}:{number}: hash does not match the entry (it was edited)")
+        previous = entry.get("hash")
+    return problems
 
 
 def read_audit(audit_dir: Path, model: str, version: str | None = None) -> list[dict]:
