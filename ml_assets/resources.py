@@ -92,7 +92,10 @@ class PipelineResource(dg.ConfigurableResource):
         """An MlflowClient on the configured tracking store (imports mlflow on first use)."""
         from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
+        uri = self.settings.mlflow_tracking_uri
+        # The registry is named too: left out, MLflow takes the process's registry URI, which
+        # follows whatever tracking URI another caller set globally.
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _ensure_experiment(client, name: str, artifact_location: str) -> str:

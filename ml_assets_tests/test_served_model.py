@@ -170,3 +170,25 @@ def test_mlflow_scoring_server_answers_invocations(promoted, tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def test_the_served_model_loads_from_its_store_whatever_mlflow_points_at(promoted, tmp_path):
+    import mlflow
+
+    from ml_assets.training.registry import load_served_model
+
+    store, name = (
+        promoted.settings.mlflow_tracking_uri,
+        promoted.settings.training.registered_model_name,
+    )
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'another.db'}")  # a different store
+    try:
+        model = load_served_model(store, name, "1", tmp_path / "m")
+        rows = _test_rows(promoted).head(20)
+        scores = model.predict(
+            pd.DataFrame(to_records(rows))[promoted.settings.dataset.model_features]
+        )
+        assert np.array_equal(np.asarray(scores), _pipeline_scores(promoted, rows))
+    finally:
+        mlflow.set_tracking_uri(before)

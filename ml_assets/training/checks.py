@@ -15,6 +15,7 @@ from ml_assets.training.assets import candidate_model
 def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.AssetCheckResult:
     """Test rows sent as JSON records to the registered MLflow model score as in batch scoring."""
     import tempfile
+    import warnings
 
     import numpy as np
     import pandas as pd
@@ -57,7 +58,11 @@ def candidate_model_matches_serving_path(pipeline: PipelineResource) -> dg.Asset
         served = load_served_model(
             settings.mlflow_tracking_uri, candidate["model"], candidate["version"], Path(tmp)
         )
-        scores = np.asarray(served.predict(pd.DataFrame(records))) if records else np.empty(0)
+        # The model's features only: a client's extra fields are ignored, with a warning each.
+        frame = pd.DataFrame(records, columns=dataset.model_features)
+        with warnings.catch_warnings():  # MLflow's advice to add type hints, per call
+            warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+            scores = np.asarray(served.predict(frame)) if records else np.empty(0)
     gap = np.abs(predict_scores(booster, sample, dataset) - scores)
     largest = float(gap.max(initial=0.0))
     passed = differences.empty and largest == 0.0 and len(records) > 0

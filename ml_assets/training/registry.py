@@ -140,17 +140,33 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
 def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Path) -> Any:
     """Version `version` of `name` as MLflow serves it: downloaded from the registry into
     `target_dir` and loaded with mlflow.pyfunc (its code, booster and contract)."""
+    import os
+    import warnings
+
     import mlflow
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
-    folder = download_artifacts(
-        artifact_uri=f"models:/{name}/{version}",
-        dst_path=str(target_dir),
-        tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,  # the registry lives in the tracking store here
-    )
-    return mlflow.pyfunc.load_model(folder)
+    # A pipeline step's log is no place for MLflow's download progress bar, nor for its advice
+    # to add type hints to predict (the signature is the model's schema; see scoring_model).
+    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        # The artefacts' own location, asked of this store: a models:/ URI would be resolved
+        # against MLflow's global tracking URI, whatever store is passed alongside.
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        location = client.get_model_version_download_uri(name, version)
+        folder = download_artifacts(artifact_uri=location, dst_path=str(target_dir))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+            return mlflow.pyfunc.load_model(folder)
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = before
 
 
 GENESIS = "0" * 64  # the "previous hash" of a log's first entry
