@@ -9,7 +9,7 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test dev mlflow lint bench promote approve reject audit clean
+.PHONY: help venv run test dev mlflow lint bench promote approve reject rollback reconcile audit clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -52,9 +52,16 @@ promote approve: $(STAMP) ## Approve VERSION as APPROVER (production moves once 
 reject: $(STAMP) ## Reject VERSION as APPROVER with a REASON: make reject VERSION=3 APPROVER=ana REASON="..."
 	$(BIN)/python -m ml_assets.cli.run reject --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
 
+rollback: $(STAMP) ## Roll production back one version as APPROVER with a REASON: make rollback APPROVER=olu REASON="..."
+	$(BIN)/python -m ml_assets.cli.run rollback --approver "$(APPROVER)" --reason "$(REASON)" --from-version "$(FROM)"
+
+reconcile: $(STAMP) ## Bring the MLflow aliases to the desired state in deploy/ and report drift
+	$(BIN)/python -m ml_assets.cli.run reconcile
+
 audit: $(STAMP) ## Verify the audit log's hash chain of every model
 	$(BIN)/python -m ml_assets.cli.audit
 
 clean: ## Remove generated state (.dagster, MLflow store, generated data); keeps .venv
 	rm -rf .dagster data/mlflow data/raw data/validation data/sketches data/quarantine \
-		data/reports data/features data/models data/audit
+		data/reports data/features data/models data/audit \
+		deploy/staging.yaml deploy/production.yaml

@@ -10,7 +10,13 @@ import dagster as dg
 from ml_assets.data import checks as data_checks
 from ml_assets.data.assets import raw_batches, raw_labels
 from ml_assets.delivery.assets import production_model, staging_model
-from ml_assets.delivery.jobs import approval_job, record_decision
+from ml_assets.delivery.jobs import (
+    approval_job,
+    reconcile_job,
+    record_decision,
+    rollback_job,
+)
+from ml_assets.delivery.sensors import build_alias_drift_sensor
 from ml_assets.evaluation import checks as evaluation_checks
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features import checks as features_checks
@@ -49,6 +55,8 @@ JOBS = [
     training_job,
     evaluation_job,
     approval_job,
+    rollback_job,
+    reconcile_job,
     gate_history_job,
 ]
 
@@ -86,7 +94,7 @@ def defs() -> dg.Definitions:
         assets=assets,
         asset_checks=CHECKS,
         jobs=JOBS,
-        sensors=sensors,
+        sensors=[*sensors, build_alias_drift_sensor(settings.schedules.sensor_interval_seconds)],
         schedules=[
             *schedules,
             build_gate_history_schedule(

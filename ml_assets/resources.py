@@ -54,6 +54,16 @@ class PipelineResource(dg.ConfigurableResource):
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
 
+    @property
+    def desired_state_dir(self) -> Path:
+        """deploy/: each environment's desired state (delivery/desired_state)."""
+        return self.settings.desired_state_dir
+
+    @property
+    def incidents_dir(self) -> Path:
+        """A post-incident review per rollback."""
+        return self.reports_dir / "incidents"
+
     # The files one stage writes and later stages read, named once.
     @property
     def training_dataset_path(self) -> Path:

@@ -70,6 +70,12 @@ class Settings(StrictModel):
         )
 
     @property
+    def desired_state_dir(self) -> Path:
+        """The folder of each environment's desired state, relative to this file's folder."""
+        folder = self.delivery.desired_state.folder
+        return folder if folder.is_absolute() else (self.source.parent / folder).resolve()
+
+    @property
     def mlflow_artifact_location(self) -> str:
         return (self.storage.mlflow_dir / "artifacts").as_uri()
 

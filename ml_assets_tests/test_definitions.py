@@ -50,10 +50,12 @@ SNAPSHOT = {
         "gate_history_job",
         "ingestion_job",
         "ml_pipeline_job",
+        "reconcile_job",
+        "rollback_job",
         "training_job",
     ],
     "schedules": ["gate_history_schedule", "retraining_schedule"],
-    "sensors": ["drift_sensor", "new_batch_sensor"],
+    "sensors": ["alias_drift_sensor", "drift_sensor", "new_batch_sensor"],
     "groups": [
         "delivery",
         "evaluation",
@@ -114,7 +116,7 @@ def test_the_ui_shows_kinds_owners_stages_code_and_descriptions():
         *repository.sensor_defs,
         *repository.schedule_defs,
     ]
-    assert len(named) == 10
+    assert len(named) == 13
     for definition in named:
         assert definition.description, definition.name
 

@@ -3,6 +3,8 @@
     python -m ml_assets.cli.run                                     # ingest, gate, train, stage
     python -m ml_assets.cli.run approve --version 3 --approver ana  # the human gate (or: promote)
     python -m ml_assets.cli.run reject --version 3 --approver ana --reason "..."
+    python -m ml_assets.cli.run rollback --approver olu --reason "..."  # production back one step
+    python -m ml_assets.cli.run reconcile  # MLflow aliases to the desired state in deploy/
 
 Work already up to date is not repeated: batch files the gates already judged (same content) are
 not ingested again, and no model is trained when the passing training window is unchanged.
@@ -315,32 +317,25 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
     return "\n".join(lines)
 
 
-def decide(version: str, approver: str, decision: str, reason: str) -> int:
-    """Record one approval or rejection through approval_job; exit 1 when refused."""
+def run_delivery_job(
+    job: str, op: str, config: dict | None, tags: dict[str, str], kind: str
+) -> int:
+    """Run one delivery job (approval, rollback, reconcile) in this process on the instance;
+    print its outcome; exit 1 when the job refused (a dg.Failure), 2 on any other error."""
     import dagster as dg
 
     from ml_assets.definitions import defs as build_definitions
 
-    instance = dg.DagsterInstance.get()
+    run_config: dict = {**LOG_CONFIG}
+    if config is not None:
+        run_config["ops"] = {op: {"config": config}}
     result = (
         build_definitions()
-        .resolve_job_def("approval_job")
+        .resolve_job_def(job)
         .execute_in_process(
-            instance=instance,
-            run_config={
-                **LOG_CONFIG,
-                "ops": {
-                    "record_decision": {
-                        "config": {
-                            "version": version,
-                            "approver": approver,
-                            "decision": decision,
-                            "reason": reason,
-                        }
-                    }
-                },
-            },
-            tags={"ml_assets/trigger": "human_approval", "ml_assets/approver": approver},
+            instance=dg.DagsterInstance.get(),
+            run_config=run_config,
+            tags=tags,
             raise_on_error=False,
         )
     )
@@ -349,18 +344,25 @@ def decide(version: str, approver: str, decision: str, reason: str) -> int:
         for event in result.all_events:
             if event.is_step_failure:
                 error = raised_by_step(event.step_failure_data.error)
-                # A dg.Failure is the job's own refusal (a gate, the approver); anything else
-                # (the registry unreachable, say) is an error.
+                # A dg.Failure is the job's own refusal (a gate, the approver, a changed model
+                # file); anything else (the registry unreachable, say) is an error.
                 refused = error.cls_name == "Failure"
                 code = max(code, 1 if refused else 2)
-                kind = "approval" if decision == "approved" else "rejection"
                 print(
                     f"{kind} {'refused' if refused else 'failed'}: {root_cause(error)}",
                     file=sys.stderr,
                 )
         return code
-    print(result.output_for_node("record_decision"))
+    print(result.output_for_node(op))
     return 0
+
+
+def decide(version: str, approver: str, decision: str, reason: str) -> int:
+    """Record one approval or rejection through approval_job; exit 1 when refused."""
+    config = {"version": version, "approver": approver, "decision": decision, "reason": reason}
+    tags = {"ml_assets/trigger": "human_approval", "ml_assets/approver": approver}
+    kind = "approval" if decision == "approved" else "rejection"
+    return run_delivery_job("approval_job", "record_decision", config, tags, kind)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +379,15 @@ def main(argv: list[str] | None = None) -> int:
         decision.add_argument("--version", required=True)
         decision.add_argument("--approver", required=True)
         decision.add_argument("--reason", default="", required=command == "reject")
+    rollback = sub.add_parser(
+        "rollback", help="move production back to the version that served before the current one"
+    )
+    rollback.add_argument("--approver", required=True, help="who rolls back (on the allow-list)")
+    rollback.add_argument("--reason", required=True)
+    rollback.add_argument(
+        "--from-version", default="", help="the version rolled back from (a safe retry)"
+    )
+    sub.add_parser("reconcile", help="bring the MLflow aliases to the desired state in deploy/")
     args = parser.parse_args(argv)
     import dagster as dg
 
@@ -392,6 +403,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("approve", "promote", "reject"):
             decision = "rejected" if args.command == "reject" else "approved"
             return decide(args.version, args.approver, decision, args.reason)
+        if args.command == "rollback":
+            config = {
+                "approver": args.approver,
+                "reason": args.reason,
+                "from_version": args.from_version,
+            }
+            tags = {"ml_assets/trigger": "rollback", "ml_assets/approver": args.approver}
+            return run_delivery_job(
+                "rollback_job", "roll_back_production", config, tags, "rollback"
+            )
+        if args.command == "reconcile":
+            return run_delivery_job(
+                "reconcile_job",
+                "reconcile_aliases",
+                None,
+                {"ml_assets/trigger": "cli"},
+                "reconcile",
+            )
         return run_pipeline()
     except (SettingsError, BatchFileError, FileNotFoundError) as error:
         # A configuration or input problem: its message names the file or key; no trace.

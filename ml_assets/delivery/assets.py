@@ -1,15 +1,113 @@
 """Delivery: `staging` when every gate passed; `production` only with a named human approver."""
 
+import datetime as dt
 import json
+import os
+import signal
 
 import dagster as dg
 
+from ml_assets.delivery.desired_state import (
+    STAGED,
+    DesiredState,
+    Lineage,
+    commit_message,
+    commit_state,
+    move_alias,
+    replicas_for,
+    state_path,
+    write_state,
+)
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
 from ml_assets.evaluation.checks import PROMOTION_GATES
 from ml_assets.resources import PipelineResource
 from ml_assets.training.registry import append_audit, version_for_alias
 
 GATES_TAG = "gates"
+P50_TAG = "single_row_p50_ms"
+# Every step that moves an alias claims a slot of this pool; dagster.yaml limits it to one, so
+# two runs never move aliases at once.
+ALIAS_POOL = "model_aliases"
+
+
+def deploy(
+    pipeline: PipelineResource,
+    environment: str,
+    version: str | None,
+    change: str,
+    *,
+    by: str,
+    run_id: str,
+    reason: str = "",
+    approvers: tuple[str, ...] = (),
+) -> tuple[DesiredState, str | None]:
+    """Write `environment`'s desired state (committed when configured), then move its alias.
+
+    The desired state goes first: a process that dies in between leaves it ahead of the alias,
+    and reconcile_job completes the move. Returns the state and the commit (None: no commit).
+    """
+    settings = pipeline.settings
+    alias, environment_settings = settings.delivery.environments()[environment]
+    name = settings.training.registered_model_name
+    client = pipeline.mlflow_client()
+    registered = client.get_model_version(name, version) if version is not None else None
+    tags = registered.tags if registered is not None else {}
+    p50 = float(tags[P50_TAG]) if P50_TAG in tags else None
+    state = DesiredState(
+        environment=environment,
+        model=name,
+        alias=alias,
+        version=version,
+        model_sha256=tags.get("model_sha256"),
+        canary_share=environment_settings.canary_share,
+        expected_requests_per_second=environment_settings.expected_requests_per_second,
+        single_row_p50_ms=p50,
+        replicas=replicas_for(
+            environment_settings.expected_requests_per_second,
+            p50,
+            environment_settings.headroom,
+            environment_settings.min_replicas,
+        ),
+        change=change,
+        changed_by=by,
+        changed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        lineage=Lineage(
+            run_id=registered.run_id if registered is not None else None,
+            data_version=tags.get("data_version"),
+            code_version=tags.get("code_version"),
+            approvers=list(approvers),
+            reason=reason,
+            dagster_run_id=run_id,
+        ),
+    )
+    path = write_state(pipeline.desired_state_dir, state)
+    commit = None
+    if settings.delivery.desired_state.git_commit:
+        commit = commit_state(path, commit_message(state))
+    if os.environ.get(FAILPOINT_ENV) == "after_desired_state":
+        # Fault injection for the crash-repair test: die as a killed process would, with the
+        # desired state written and the alias not yet moved.
+        os.kill(os.getpid(), signal.SIGKILL)
+    move_alias(client, state)
+    return state, commit
+
+
+FAILPOINT_ENV = "ML_ASSETS_FAILPOINT"
+
+
+def deployment_metadata(
+    pipeline: PipelineResource, state: DesiredState, commit: str | None
+) -> dict:
+    """What a change of desired state reports: the file, the sizing, the hash, the commit."""
+    return {
+        "desired_state": dg.MetadataValue.path(
+            str(state_path(pipeline.desired_state_dir, state.environment))
+        ),
+        "replicas": state.replicas,
+        "canary_share": state.canary_share,
+        "model_sha256": str(state.model_sha256),
+        "desired_state_commit": commit or "not committed",
+    }
 
 
 def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
@@ -51,7 +149,11 @@ def gate_verdicts(instance: dg.DagsterInstance, checks: list) -> dict[str, str]:
 
 
 @dg.asset(
-    group_name="delivery", deps=[evaluation_report], kinds={"mlflow"}, tags={"stage": "delivery"}
+    group_name="delivery",
+    deps=[evaluation_report],
+    kinds={"mlflow"},
+    tags={"stage": "delivery"},
+    pool=ALIAS_POOL,
 )
 def staging_model(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
@@ -70,10 +172,14 @@ def staging_model(
     client = pipeline.mlflow_client()
     name, alias = evaluation.model, settings.delivery.staging_alias
     previous = version_for_alias(client, name, alias)
-    client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, GATES_TAG, "passed")
     client.set_model_version_tag(
         name, version, "gate_verdicts", json.dumps(verdicts, sort_keys=True)
+    )
+    # The scoring cost the operational gate measured: it sizes each environment's replicas.
+    client.set_model_version_tag(name, version, P50_TAG, f"{evaluation.operational.p50_ms:.6g}")
+    state, commit = deploy(
+        pipeline, "staging", version, STAGED, by="evaluation gates", run_id=context.run.run_id
     )
     append_audit(
         pipeline.audit_dir,
@@ -89,6 +195,7 @@ def staging_model(
         metadata={
             "model_version": version,
             "alias": alias,
+            **deployment_metadata(pipeline, state, commit),
             "previous_version": previous.version if previous else "none",
             "gates": dg.MetadataValue.json(verdicts),
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from ml_assets.data.policy import StrictModel
@@ -39,7 +41,42 @@ class ApprovalSettings(StrictModel):
         return self
 
 
+class EnvironmentSettings(StrictModel):
+    """What one environment runs beside the model version: its traffic and its canary share."""
+
+    # Requests per second the environment must serve; with the single-row latency the
+    # operational gate measured, it sizes the replica count written to the desired state.
+    expected_requests_per_second: float = Field(10.0, gt=0)
+    # Spare capacity on top of the expected traffic (0.5: size for 1.5 times it).
+    headroom: float = Field(0.5, ge=0)
+    min_replicas: int = Field(1, ge=1)
+    # The share of a batch's rows the staging candidate also scores (the canary).
+    canary_share: float = Field(0.1, ge=0, le=1)
+
+
+class DesiredStateSettings(StrictModel):
+    """Where each environment's desired state lives, and whether changing it makes a commit."""
+
+    # One <environment>.yaml per environment; relative to pipeline.yaml's folder.
+    folder: Path = Path("deploy")
+    # In a git work tree, commit each change of the desired state (only that file) with its
+    # lineage in the message, so a deployment is a reviewable change.
+    git_commit: bool = False
+
+
 class DeliverySettings(StrictModel):
     staging_alias: str = "staging"
     production_alias: str = "production"
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    desired_state: DesiredStateSettings = Field(default_factory=DesiredStateSettings)
+    staging: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
+    production: EnvironmentSettings = Field(
+        default_factory=lambda: EnvironmentSettings(expected_requests_per_second=50.0)
+    )
+
+    def environments(self) -> dict[str, tuple[str, EnvironmentSettings]]:
+        """Environment name -> (the MLflow alias that names it, its settings)."""
+        return {
+            "staging": (self.staging_alias, self.staging),
+            "production": (self.production_alias, self.production),
+        }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +129,8 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
-    local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(target_dir)))
+    with _quiet_downloads():
+        local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(target_dir)))
     found = [local / "artifacts" / MODEL_FILE, local / MODEL_FILE] if local.is_dir() else [local]
     path = next((p for p in found if p.exists()), found[0])
     if not path.exists():
@@ -140,28 +143,35 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
 def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Path) -> Any:
     """Version `version` of `name` as MLflow serves it: downloaded from the registry into
     `target_dir` and loaded with mlflow.pyfunc (its code, booster and contract)."""
-    import os
     import warnings
 
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
-    # A pipeline step's log is no place for MLflow's download progress bar, nor for its advice
-    # to add type hints to predict (the signature is the model's schema; see scoring_model).
-    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
+    with _quiet_downloads():
         # The artefacts' own location, asked of this store: a models:/ URI would be resolved
         # against MLflow's global tracking URI, whatever store is passed alongside.
-        from mlflow import MlflowClient
-
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         location = client.get_model_version_download_uri(name, version)
         folder = download_artifacts(artifact_uri=location, dst_path=str(target_dir))
+        # Nor MLflow's advice to add type hints to predict (the signature is the model's
+        # schema; see scoring_model).
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
             return mlflow.pyfunc.load_model(folder)
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No MLflow download progress bar: a pipeline step's log is no place for one."""
+    import os
+
+    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
     finally:
         if before is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
