@@ -9,7 +9,12 @@ import dagster as dg
 
 from ml_assets.data import checks as data_checks
 from ml_assets.data.assets import raw_batches, raw_labels
-from ml_assets.delivery.assets import production_model, staging_model
+from ml_assets.delivery.assets import (
+    batch_predictions,
+    canary_analysis,
+    production_model,
+    staging_model,
+)
 from ml_assets.delivery.jobs import (
     approval_job,
     reconcile_job,
@@ -21,11 +26,21 @@ from ml_assets.evaluation import checks as evaluation_checks
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features import checks as features_checks
 from ml_assets.features.assets import reference_profile, training_dataset
-from ml_assets.monitoring.assets import drift_report, gate_history
+from ml_assets.monitoring.assets import drift_report, gate_history, production_performance
 from ml_assets.monitoring.jobs import gate_history_job
-from ml_assets.monitoring.sensors import build_gate_history_schedule
+from ml_assets.monitoring.sensors import (
+    build_gate_history_schedule,
+    build_performance_slo_sensor,
+    build_scoring_automation_sensor,
+)
 from ml_assets.resources import PipelineResource, mlflow_tracking
-from ml_assets.retraining.jobs import evaluation_job, ingestion_job, ml_pipeline_job, training_job
+from ml_assets.retraining.jobs import (
+    evaluation_job,
+    ingestion_job,
+    ml_pipeline_job,
+    scoring_job,
+    training_job,
+)
 from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import load_settings
 from ml_assets.training import checks as training_checks
@@ -40,6 +55,9 @@ ASSETS = [
     evaluation_report,
     staging_model,
     production_model,
+    batch_predictions,
+    canary_analysis,
+    production_performance,
     drift_report,
     gate_history,
 ]
@@ -57,6 +75,7 @@ JOBS = [
     approval_job,
     rollback_job,
     reconcile_job,
+    scoring_job,
     gate_history_job,
 ]
 
@@ -94,7 +113,12 @@ def defs() -> dg.Definitions:
         assets=assets,
         asset_checks=CHECKS,
         jobs=JOBS,
-        sensors=[*sensors, build_alias_drift_sensor(settings.schedules.sensor_interval_seconds)],
+        sensors=[
+            *sensors,
+            build_alias_drift_sensor(settings.schedules.sensor_interval_seconds),
+            build_scoring_automation_sensor(settings.schedules.sensor_interval_seconds),
+            build_performance_slo_sensor(settings.schedules.sensor_interval_seconds),
+        ],
         schedules=[
             *schedules,
             build_gate_history_schedule(

@@ -60,6 +60,21 @@ class PipelineResource(dg.ConfigurableResource):
         return self.settings.desired_state_dir
 
     @property
+    def predictions_dir(self) -> Path:
+        """batch_predictions: a parquet file of scores and a JSON summary per batch."""
+        return self.data_dir / "predictions"
+
+    @property
+    def canary_dir(self) -> Path:
+        """canary_analysis: one measurement per candidate version and batch."""
+        return self.reports_dir / "canary"
+
+    @property
+    def live_dir(self) -> Path:
+        """production_performance: production's live performance per labelled batch."""
+        return self.reports_dir / "live"
+
+    @property
     def incidents_dir(self) -> Path:
         """A post-incident review per rollback."""
         return self.reports_dir / "incidents"

@@ -10,11 +10,14 @@ from ml_assets_tests.conftest import code_location
 
 SNAPSHOT = {
     "assets": [
+        "batch_predictions",
+        "canary_analysis",
         "candidate_model",
         "drift_report",
         "evaluation_report",
         "gate_history",
         "production_model",
+        "production_performance",
         "raw_batches",
         "raw_labels",
         "reference_profile",
@@ -52,10 +55,17 @@ SNAPSHOT = {
         "ml_pipeline_job",
         "reconcile_job",
         "rollback_job",
+        "scoring_job",
         "training_job",
     ],
     "schedules": ["gate_history_schedule", "retraining_schedule"],
-    "sensors": ["alias_drift_sensor", "drift_sensor", "new_batch_sensor"],
+    "sensors": [
+        "alias_drift_sensor",
+        "drift_sensor",
+        "new_batch_sensor",
+        "performance_slo_sensor",
+        "scoring_automation_sensor",
+    ],
     "groups": [
         "delivery",
         "evaluation",
@@ -116,7 +126,7 @@ def test_the_ui_shows_kinds_owners_stages_code_and_descriptions():
         *repository.sensor_defs,
         *repository.schedule_defs,
     ]
-    assert len(named) == 13
+    assert len(named) == 16
     for definition in named:
         assert definition.description, definition.name
 

@@ -59,9 +59,14 @@ def read_as_judged(path: Path, contract: DataContract) -> pd.DataFrame:
     """One batch file as the data gates judged it (`read_file` and the contract's casts), for
     the stages after the gates: what the gates passed is exactly what training and monitoring
     get, with the same types."""
+    return read_cast(path, contract).to_pandas()
+
+
+def read_cast(path: Path, contract: DataContract) -> pl.DataFrame:
+    """One batch file with the contract's casts, as the schema gate validates it."""
     frame = read_file(path)
     casts = contract_casts(frame, contract)
-    return (frame.with_columns(casts) if casts else frame).to_pandas()
+    return frame.with_columns(casts) if casts else frame
 
 
 def _parquet_groups(

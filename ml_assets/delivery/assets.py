@@ -4,11 +4,16 @@ import datetime as dt
 import json
 import os
 import signal
+import time
+from typing import Any
 
 import dagster as dg
 
+from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
 from ml_assets.delivery.desired_state import (
+    PROMOTED,
     STAGED,
+    WITHDRAWN,
     DesiredState,
     Lineage,
     commit_message,
@@ -20,11 +25,15 @@ from ml_assets.delivery.desired_state import (
 )
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
 from ml_assets.evaluation.checks import PROMOTION_GATES
+from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 from ml_assets.training.registry import append_audit, version_for_alias
 
 GATES_TAG = "gates"
 P50_TAG = "single_row_p50_ms"
+CANARY_TAG = "canary"
+TEST_AUC_TAG = "test_roc_auc"
+LEVEL_2 = "level 2 (gates and canary passed)"
 # Every step that moves an alias claims a slot of this pool; dagster.yaml limits it to one, so
 # two runs never move aliases at once.
 ALIAS_POOL = "model_aliases"
@@ -59,7 +68,7 @@ def deploy(
         alias=alias,
         version=version,
         model_sha256=tags.get("model_sha256"),
-        canary_share=environment_settings.canary_share,
+        canary_share=settings.delivery.canary.steps[0],
         expected_requests_per_second=environment_settings.expected_requests_per_second,
         single_row_p50_ms=p50,
         replicas=replicas_for(
@@ -178,6 +187,10 @@ def staging_model(
     )
     # The scoring cost the operational gate measured: it sizes each environment's replicas.
     client.set_model_version_tag(name, version, P50_TAG, f"{evaluation.operational.p50_ms:.6g}")
+    # The reference of its live performance once it serves (monitoring/live).
+    client.set_model_version_tag(
+        name, version, TEST_AUC_TAG, f"{evaluation.candidate.metrics['roc_auc']:.6g}"
+    )
     state, commit = deploy(
         pipeline, "staging", version, STAGED, by="evaluation gates", run_id=context.run.run_id
     )
@@ -212,3 +225,330 @@ production_model = dg.AssetSpec(
     tags={"stage": "delivery"},
     description="The version serving production; moved by approval_job once approvals suffice.",
 )
+
+
+def _canary_share(pipeline: PipelineResource, candidate: str | None) -> float:
+    """The share of this batch the candidate scores: its canary's current step (0 without one)."""
+    from ml_assets.delivery.canary import FAILED, canary_state, load_measurements
+
+    if candidate is None:
+        return 0.0
+    policy = pipeline.settings.delivery.canary
+    state = canary_state(load_measurements(pipeline.canary_dir, candidate), policy)
+    return 0.0 if state.status == FAILED else state.share
+
+
+@dg.asset(
+    group_name="delivery",
+    partitions_def=batch_partitions,
+    deps=[raw_batches],
+    kinds={"mlflow", "parquet"},
+    tags={"stage": "delivery"},
+    output_required=False,
+    # Scores each batch once it is ingested (with the automation sensor on, in the UI).
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def batch_predictions(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    """Production's score of every row of a batch; the staged candidate's on its canary share."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from ml_assets.data.batches import locate_batches
+    from ml_assets.data.reading import read_cast
+    from ml_assets.delivery.canary import canary_rows
+    from ml_assets.delivery.scoring import BatchRefused, contract_refusals, cpu_per_row, score
+    from ml_assets.training.registry import load_served_model
+
+    settings = pipeline.settings
+    dataset, delivery = settings.dataset, settings.delivery
+    name = settings.training.registered_model_name
+    client = pipeline.mlflow_client()
+    production = version_for_alias(client, name, delivery.production_alias)
+    if production is None:
+        context.log.info(f"no version of {name} serves production yet: nothing scores this batch")
+        return
+    staged = version_for_alias(client, name, delivery.staging_alias)
+    candidate = str(staged.version) if staged and staged.version != production.version else None
+    share = _canary_share(pipeline, candidate)
+    day = context.partition_key
+    batch = locate_batches(dataset.features_dir, dataset.labels_dir)[day]
+    started = time.perf_counter()
+    frame = read_cast(batch.features, dataset)
+    try:
+        refused = contract_refusals(frame, dataset, include_target=dataset.labels_dir is None)
+    except BatchRefused as error:
+        raise dg.Failure(
+            f"batch {day} ({batch.features}) breaks the data contract: {error}"
+        ) from None
+    rows = frame.to_pandas()
+    valid = np.ones(len(rows), dtype=bool)
+    valid[list(refused)] = False
+    features = rows.loc[valid, dataset.model_features].reset_index(drop=True)
+    served = pipeline.models_dir / "served"
+    uri = settings.mlflow_tracking_uri
+    champion = load_served_model(uri, name, production.version, served / f"v{production.version}")
+    production_scored = score(champion, features)
+    out = pd.DataFrame({dataset.id_column: rows[dataset.id_column]})
+    out["production_version"] = str(production.version)
+    out["production_score"] = np.nan
+    out.loc[valid, "production_score"] = production_scored.scores
+    out["refused"] = pd.Series([refused.get(i) for i in range(len(rows))], dtype="string")
+    out["canary_version"] = pd.Series([None] * len(rows), dtype="string")
+    out["canary_score"] = np.nan
+    summary = {
+        "batch": day,
+        "rows": len(rows),
+        "refused_by_contract": len(refused),
+        "production_version": str(production.version),
+        "production_errors": len(production_scored.errors),
+        "canary_version": candidate if share > 0 else None,
+        "canary_share": share,
+        "canary_rows": 0,
+        "canary_errors": 0,
+        "production_cpu_per_row": None,
+        "canary_cpu_per_row": None,
+    }
+    if candidate is not None and share > 0:
+        challenger = load_served_model(uri, name, candidate, served / f"v{candidate}")
+        chosen = canary_rows(rows[dataset.id_column], share) & valid
+        on_canary = canary_rows(rows.loc[valid, dataset.id_column], share)
+        canary_scored = score(challenger, features[on_canary])
+        out.loc[chosen, "canary_version"] = candidate
+        out.loc[chosen, "canary_score"] = canary_scored.scores
+        # Scoring cost on the rows both models score, measured interleaved on this thread.
+        both = features[on_canary].reset_index(drop=True)
+        both = both[~np.isnan(canary_scored.scores)]
+        summary.update(
+            canary_rows=int(chosen.sum()),
+            canary_errors=len(canary_scored.errors),
+            production_cpu_per_row=cpu_per_row(champion, both),
+            canary_cpu_per_row=cpu_per_row(challenger, both),
+        )
+    seconds = time.perf_counter() - started
+    pipeline.predictions_dir.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(pipeline.predictions_dir / f"{day}.parquet", index=False)
+    (pipeline.predictions_dir / f"{day}.json").write_text(json.dumps(summary, indent=1))
+    sample = out[out["refused"].notna()].head(settings.validation.failing_rows_sample)
+    yield dg.MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "refused_by_contract": len(refused),
+            "refused_sample": markdown_table(sample, max_rows=len(sample)),
+            "production_version": str(production.version),
+            "canary_version": summary["canary_version"] or "none",
+            "canary_share": share,
+            "canary_rows": summary["canary_rows"],
+            "mean_production_score": round(float(np.nanmean(out["production_score"])), 4)
+            if valid.any()
+            else "none",
+            "seconds": round(seconds, 3),
+            "predictions": dg.MetadataValue.path(str(pipeline.predictions_dir / f"{day}.parquet")),
+        }
+    )
+
+
+@dg.asset(
+    group_name="delivery",
+    partitions_def=batch_partitions,
+    deps=[batch_predictions, raw_labels],
+    kinds={"scipy"},
+    tags={"stage": "delivery"},
+    pool=ALIAS_POOL,
+    output_required=False,
+    # Measures again when the batch's labels land.
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def canary_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    """One canary measurement per batch (pass, fail or inconclusive) and where the canary stands."""
+    import json
+
+    import pandas as pd
+
+    from ml_assets.delivery.canary import (
+        FAILED,
+        PASSED,
+        canary_state,
+        load_measurements,
+        measure,
+        save_measurement,
+    )
+
+    settings = pipeline.settings
+    delivery = settings.delivery
+    policy = delivery.canary
+    day = context.partition_key
+    summary_path = pipeline.predictions_dir / f"{day}.json"
+    if not summary_path.exists():
+        context.log.info(f"batch {day} has no predictions: nothing to measure")
+        return
+    summary = json.loads(summary_path.read_text())
+    candidate = summary["canary_version"]
+    if candidate is None:
+        context.log.info(f"batch {day} was scored by production alone: no canary to measure")
+        return
+    predictions = pd.read_parquet(pipeline.predictions_dir / f"{day}.parquet")
+    joined = predictions[predictions["canary_version"] == candidate].reset_index(drop=True)
+    y = landed_labels(pipeline, day, joined)
+    measurement = measure(
+        batch=day,
+        version=candidate,
+        production_version=summary["production_version"],
+        share=summary["canary_share"],
+        production_scores=joined["production_score"].to_numpy(dtype="float64"),
+        canary_scores=joined["canary_score"].to_numpy(dtype="float64"),
+        labels=y,
+        production_cpu_per_row=summary["production_cpu_per_row"] or 0.0,
+        canary_cpu_per_row=summary["canary_cpu_per_row"] or 0.0,
+        production_errors=summary["production_errors"],
+        canary_errors=summary["canary_errors"],
+        policy=policy,
+    )
+    save_measurement(pipeline.canary_dir, measurement)
+    state = canary_state(load_measurements(pipeline.canary_dir, candidate), policy)
+    context.log.info(f"canary of v{candidate}: {measurement.verdict}; {state.summary(policy)}")
+    client = pipeline.mlflow_client()
+    name = settings.training.registered_model_name
+    staged = version_for_alias(client, name, delivery.staging_alias)
+    still_staged = staged is not None and str(staged.version) == candidate
+    action = "none"
+    if still_staged and state.status in (FAILED, PASSED):
+        client.set_model_version_tag(name, candidate, CANARY_TAG, state.status)
+        append_audit(
+            pipeline.audit_dir,
+            name,
+            candidate,
+            f"canary_{state.status}",
+            reason=state.reason,
+            batch=day,
+            dagster_run_id=context.run.run_id,
+        )
+    if still_staged and state.status == FAILED:
+        # A failed canary withdraws staging: the candidate stops scoring and cannot be approved.
+        deploy(
+            pipeline,
+            "staging",
+            None,
+            WITHDRAWN,
+            by="canary",
+            run_id=context.run.run_id,
+            reason=state.reason,
+        )
+        action = f"staging withdrawn from v{candidate}"
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=staging_model.key,
+                metadata={"model_version": "none", "withdrawn": candidate, "reason": state.reason},
+            )
+        )
+    elif still_staged and state.status == PASSED and delivery.production.level == 2:
+        action = promote(
+            context,
+            pipeline,
+            candidate,
+            by="level 2",
+            approvers=(LEVEL_2,),
+            reason=f"Level 2: gates and canary passed ({state.reason})",
+        )
+    criteria = pd.DataFrame(
+        [
+            {
+                "criterion": c.name,
+                "value": c.value,
+                "threshold": c.threshold,
+                "passed": c.passed,
+                "detail": c.detail,
+            }
+            for c in measurement.criteria
+        ]
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "verdict": measurement.verdict,
+            "reason": measurement.reason,
+            "candidate_version": candidate,
+            "production_version": summary["production_version"],
+            "canary_rows": measurement.rows,
+            "labelled_rows": measurement.labelled_rows,
+            "criteria": markdown_table(criteria, max_rows=len(criteria)),
+            "canary_status": state.status,
+            "canary_state": state.summary(policy),
+            "next_share": state.share,
+            "action": action,
+        }
+    )
+
+
+def promote(
+    context: dg.OpExecutionContext,
+    pipeline: PipelineResource,
+    version: str,
+    *,
+    by: str,
+    approvers: tuple[str, ...],
+    reason: str,
+    extra: dict | None = None,
+) -> str:
+    """Move production to `version` (desired state, then alias), record it in the audit log and
+    report it as a materialization of production_model. Nothing happens when it already serves."""
+    settings = pipeline.settings
+    name, alias = settings.training.registered_model_name, settings.delivery.production_alias
+    serving = version_for_alias(pipeline.mlflow_client(), name, alias)
+    if serving is not None and str(serving.version) == str(version):
+        return f"v{version} already serves production: nothing changes"
+    state, commit = deploy(
+        pipeline,
+        "production",
+        version,
+        PROMOTED,
+        by=by,
+        run_id=context.run.run_id,
+        reason=reason,
+        approvers=approvers,
+    )
+    append_audit(
+        pipeline.audit_dir,
+        name,
+        version,
+        "promoted",
+        alias=alias,
+        approvers=list(approvers),
+        reason=reason,
+        previous=serving.version if serving else None,
+        dagster_run_id=context.run.run_id,
+    )
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=production_model.key,
+            metadata={
+                "model_version": version,
+                "previous_version": serving.version if serving else "none",
+                "approvers": ", ".join(approvers),
+                "reason": reason,
+                **(extra or {}),
+                **deployment_metadata(pipeline, state, commit),
+            },
+        )
+    )
+    return f"production -> v{version}, approved by {', '.join(approvers)}"
+
+
+def landed_labels(pipeline: PipelineResource, day: str, predictions: Any) -> Any:
+    """0/1 per row of `predictions` (a frame with the id column): the batch's label where it
+    has landed, NaN where it has not."""
+    import numpy as np
+
+    from ml_assets.data.batches import locate_batches, read_labels
+    from ml_assets.data.contract import labels_to_binary
+
+    dataset = pipeline.settings.dataset
+    batch = locate_batches(dataset.features_dir, dataset.labels_dir)[day]
+    labels = read_labels(
+        batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
+    )
+    joined = predictions[[dataset.id_column]].merge(labels, on=dataset.id_column, how="left")
+    landed = joined[dataset.target_column].notna().to_numpy()
+    y = np.full(len(joined), np.nan)
+    y[landed] = labels_to_binary(joined.loc[landed, dataset.target_column], dataset.positive_label)
+    return y

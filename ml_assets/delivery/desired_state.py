@@ -49,7 +49,7 @@ class DesiredState(BaseModel):
     alias: str
     version: str | None  # None: the environment serves no version (staging withdrawn)
     model_sha256: str | None
-    canary_share: float
+    canary_share: float  # the share of each batch a staged candidate starts at (canary.steps)
     expected_requests_per_second: float
     single_row_p50_ms: float | None  # the scoring cost the operational gate measured
     replicas: int

@@ -11,9 +11,9 @@ from ml_assets.delivery.assets import (
     deploy,
     deployment_metadata,
     production_model,
+    promote,
     staging_model,
 )
-from ml_assets.delivery.desired_state import PROMOTED as PROMOTED_CHANGE
 from ml_assets.delivery.desired_state import ROLLED_BACK as ROLLED_BACK_CHANGE
 from ml_assets.resources import PipelineResource
 
@@ -25,6 +25,13 @@ class ApprovalConfig(dg.Config):
     approver: str = Field(description="Who decides: a name on delivery.approval.approvers.")
     decision: str = Field(default="approved", description="approved or rejected.")
     reason: str = Field(default="", description="Why; required to reject.")
+    accept_inconclusive_canary: bool = Field(
+        default=False,
+        description=(
+            "Approve although the canary is held on an inconclusive measurement (too few rows "
+            "or labels), having reviewed canary_analysis."
+        ),
+    )
 
 
 @dg.op(tags={"stage": "delivery"}, pool=ALIAS_POOL)
@@ -36,7 +43,6 @@ def record_decision(
 
     from ml_assets.delivery.approval import (
         APPROVED,
-        PROMOTED,
         Refused,
         check_decision,
         request_state,
@@ -62,6 +68,20 @@ def record_decision(
             f"{registered.tags.get(GATES_TAG)!r}); only a version that reached staging can be "
             "approved"
         )
+    alias = settings.delivery.production_alias
+    serving = version_for_alias(client, name, alias)
+    canary_note = "not needed"
+    if decision == APPROVED and serving is not None and str(serving.version) != str(version):
+        # The candidate is compared with what serves: its canary must have passed (or, held,
+        # be accepted by the approver).
+        from ml_assets.delivery.canary import approval_refusal, canary_state, load_measurements
+
+        canary = settings.delivery.canary
+        state = canary_state(load_measurements(pipeline.canary_dir, version), canary)
+        refusal = approval_refusal(state, canary, config.accept_inconclusive_canary)
+        if refusal is not None:
+            raise dg.Failure(f"{name} v{version}: {refusal}")
+        canary_note = state.summary(canary)
     now = dt.datetime.now(dt.UTC)
     events = read_audit(pipeline.audit_dir, name)
     request = request_state(events, version, policy, now)
@@ -80,57 +100,31 @@ def record_decision(
             approver=approver,
             roles=policy.approvers[approver].roles,
             reason=config.reason,
+            canary=canary_note,
             dagster_run_id=context.run.run_id,
         )
     request = request_state(read_audit(pipeline.audit_dir, name), version, policy, now)
-    alias = settings.delivery.production_alias
-    serving = version_for_alias(client, name, alias)
     if not request.approved:
         outcome = f"v{version} {decision} by {approver}; production still needs: " + "; ".join(
             request.missing
         )
         context.log.info(outcome)
         return dg.Output(outcome, metadata={"approvers": ", ".join(request.approvers)})
-    if serving is not None and str(serving.version) == str(version):
-        return dg.Output(f"v{version} already serves production: nothing changes")
-    approvers = ", ".join(request.approvers)
-    state, commit = deploy(
+    outcome = promote(
+        context,
         pipeline,
-        "production",
         version,
-        PROMOTED_CHANGE,
         by=approver,
-        run_id=context.run.run_id,
-        reason=config.reason,
         approvers=request.approvers,
+        reason=config.reason,
+        extra={"approved_at": now.isoformat(timespec="seconds"), "canary": canary_note},
     )
+    if not outcome.startswith("production ->"):
+        return dg.Output(outcome)
+    approvers = ", ".join(request.approvers)
     client.set_model_version_tag(name, version, "approved_by", approvers)
     client.set_model_version_tag(name, version, "approved_at", now.isoformat(timespec="seconds"))
-    append_audit(
-        pipeline.audit_dir,
-        name,
-        version,
-        PROMOTED,
-        alias=alias,
-        approvers=list(request.approvers),
-        reason=config.reason,
-        previous=serving.version if serving else None,
-        dagster_run_id=context.run.run_id,
-    )
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=production_model.key,
-            metadata={
-                "model_version": version,
-                "previous_version": serving.version if serving else "none",
-                "approvers": approvers,
-                "reason": config.reason,
-                "approved_at": now.isoformat(timespec="seconds"),
-                **deployment_metadata(pipeline, state, commit),
-            },
-        )
-    )
-    return dg.Output(f"production -> v{version}, approved by {approvers}")
+    return dg.Output(outcome)
 
 
 @dg.job(
@@ -146,6 +140,10 @@ class RollbackConfig(dg.Config):
 
     approver: str = Field(description="Who rolls back: a name on delivery.approval.approvers.")
     reason: str = Field(description="Why: the symptom, the alert, the incident number.")
+    automatic: bool = Field(
+        default=False,
+        description="Set by performance_slo_sensor for an automatic rollback; people leave it.",
+    )
     from_version: str = Field(
         default="",
         description=(
@@ -161,13 +159,19 @@ def roll_back_production(
 ) -> dg.Output[str]:
     """Move production back to the version that served before the current one, record who,
     when and why, and open a post-incident review."""
+    sensor = context.run.tags.get("dagster/sensor_name")
+    if config.automatic and sensor != "performance_slo_sensor":
+        raise dg.Failure(
+            "an automatic rollback is launched by performance_slo_sensor only; a person rolls "
+            "back with automatic unset and their name as approver"
+        )
     outcome, metadata = _roll_back(
         context,
         pipeline,
         who=config.approver.strip(),
         reason=config.reason,
         from_version=config.from_version.strip() or None,
-        automatic=False,
+        automatic=config.automatic,
     )
     return dg.Output(outcome, metadata=metadata)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -50,8 +51,58 @@ class EnvironmentSettings(StrictModel):
     # Spare capacity on top of the expected traffic (0.5: size for 1.5 times it).
     headroom: float = Field(0.5, ge=0)
     min_replicas: int = Field(1, ge=1)
-    # The share of a batch's rows the staging candidate also scores (the canary).
-    canary_share: float = Field(0.1, ge=0, le=1)
+    # Level 1: production moves on approval; Level 2: it moves by itself once every gate and
+    # the canary passed (production only; staging always follows the gates).
+    level: Literal[1, 2] = 1
+
+
+class CanarySettings(StrictModel):
+    """The canary's analysis, after Argo Rollouts and Flagger: one measurement per batch."""
+
+    # The candidate's share of each batch at each step; it starts at the first and moves to the
+    # next after `passes_per_step` passing batches. Passing the last step completes the canary.
+    steps: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1)
+    passes_per_step: int = Field(1, ge=1)
+    # Failed measurements tolerated: one more aborts the canary and withdraws staging.
+    failure_limit: int = Field(1, ge=0)
+    # Failed measurements in a row that abort it, whatever the limit above.
+    consecutive_failure_limit: int = Field(2, ge=1)
+    # Fewer canary rows (or, once labels are due, labelled canary rows) in a batch: the
+    # measurement is inconclusive, and holds the canary for a person.
+    min_rows: int = Field(100, ge=1)
+    min_labelled_rows: int = Field(100, ge=1)
+    # The two-sample KS statistic between the candidate's and production's scores on the same
+    # rows: beyond this the candidate ranks the same people very differently.
+    max_score_divergence: float = Field(0.25, gt=0, le=1)
+    # The candidate's CPU time per row over production's, both measured on the same rows.
+    max_cost_ratio: float = Field(2.0, gt=0)
+    # Rows the candidate refuses beyond those production refuses, as a share of the batch.
+    max_error_rate_excess: float = Field(0.0, ge=0)
+    # Paired log loss on labelled canary rows, candidate minus production: the canary fails
+    # when the lower 95% bound of the increase is beyond this (significantly worse).
+    max_log_loss_increase: float = Field(0.01, ge=0)
+    # Under Level 1 an approval waits for the canary to pass (a held canary may be approved
+    # by a person who accepts it); false lets a person approve a running canary.
+    required_for_approval: bool = True
+
+    @model_validator(mode="after")
+    def _steps_rise(self) -> CanarySettings:
+        if any(not 0 < s <= 1 for s in self.steps) or self.steps != sorted(self.steps):
+            raise ValueError(f"steps must rise within (0, 1], got {self.steps}")
+        return self
+
+
+class RollbackSettings(StrictModel):
+    """Automatic rollback: only on a live-performance breach sustained over a window."""
+
+    automatic: bool = True
+    # A labelled batch breaches when production's ROC AUC on it is more than this below the
+    # AUC the serving version had on its test rows at evaluation.
+    max_roc_auc_drop: float = Field(0.05, gt=0, le=1)
+    # Rollback needs this many consecutive labelled batches in breach: never one noisy batch.
+    window_batches: int = Field(3, ge=2)
+    # A batch with fewer labelled rows says nothing and does not count.
+    min_labels: int = Field(200, ge=10)
 
 
 class DesiredStateSettings(StrictModel):
@@ -69,6 +120,8 @@ class DeliverySettings(StrictModel):
     production_alias: str = "production"
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     desired_state: DesiredStateSettings = Field(default_factory=DesiredStateSettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
+    rollback: RollbackSettings = Field(default_factory=RollbackSettings)
     staging: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     production: EnvironmentSettings = Field(
         default_factory=lambda: EnvironmentSettings(expected_requests_per_second=50.0)

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ml_assets.data.assets import raw_batches
+from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import batch_status
+from ml_assets.delivery.assets import TEST_AUC_TAG, batch_predictions, landed_labels
 from ml_assets.features.assets import reference_profile
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
@@ -204,5 +205,63 @@ def gate_history(
             "gates_from": source,
             "summary": markdown_table(summary, max_rows=100),
             "csv": dg.MetadataValue.path(str(csv_path)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    partitions_def=batch_partitions,
+    deps=[batch_predictions, raw_labels],
+    kinds={"scikitlearn"},
+    tags={"stage": "monitoring"},
+    output_required=False,
+    # Measured again when the batch's labels land.
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def production_performance(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    """Production's live ROC AUC and log loss on a batch's labelled rows, against its test AUC."""
+    import json
+
+    import pandas as pd
+
+    from ml_assets.monitoring.live import labelled_performance, sustained_breach
+
+    settings = pipeline.settings
+    policy = settings.delivery.rollback
+    day = context.partition_key
+    path = pipeline.predictions_dir / f"{day}.parquet"
+    if not path.exists():
+        context.log.info(f"batch {day} has no predictions: nothing to measure")
+        return
+    predictions = pd.read_parquet(path)
+    version = str(predictions["production_version"].iloc[0])
+    y = landed_labels(pipeline, day, predictions)
+    scores = predictions["production_score"].to_numpy(dtype="float64")
+    performance = labelled_performance(scores, y)
+    client = pipeline.mlflow_client()
+    name = settings.training.registered_model_name
+    reference = client.get_model_version(name, version).tags.get(TEST_AUC_TAG)
+    record = {"batch": day, "version": version, **performance, "reference_roc_auc": reference}
+    pipeline.live_dir.mkdir(parents=True, exist_ok=True)
+    (pipeline.live_dir / f"{day}.json").write_text(json.dumps(record, indent=1))
+    breach = None
+    if reference is not None:
+        records = [json.loads(p.read_text()) for p in pipeline.live_dir.glob("*.json")]
+        breach = sustained_breach(records, version, float(reference), policy)
+    auc = performance["roc_auc"]
+    yield dg.MaterializeResult(
+        metadata={
+            "production_version": version,
+            "labelled_rows": performance["labelled_rows"],
+            "roc_auc": round(auc, 4) if auc is not None else "not enough labels",
+            "log_loss": round(performance["log_loss"], 4)
+            if performance["log_loss"] is not None
+            else "not enough labels",
+            "reference_roc_auc": float(reference) if reference is not None else "none",
+            "threshold": round(float(reference) - policy.max_roc_auc_drop, 4)
+            if reference is not None
+            else "none",
+            "sustained_breach": breach.reason if breach else "no",
         }
     )

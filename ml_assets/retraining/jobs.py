@@ -6,19 +6,27 @@ live here, above the stages they select.
 
 import dagster as dg
 
-from ml_assets.data.assets import raw_batches, raw_labels
-from ml_assets.delivery.assets import production_model, staging_model
+from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
+from ml_assets.delivery.assets import (
+    batch_predictions,
+    canary_analysis,
+    production_model,
+    staging_model,
+)
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features.assets import reference_profile, training_dataset
-from ml_assets.monitoring.assets import drift_report
+from ml_assets.monitoring.assets import drift_report, production_performance
 from ml_assets.training.assets import candidate_model
 
 ml_pipeline_job = dg.define_asset_job(
     "ml_pipeline_job",
-    # production_model moves only with a human approver; gate_history reviews past runs and
-    # has its own job and schedule.
+    # production_model moves only with a human approver; batch_predictions and canary_analysis
+    # score each batch with the models already deployed (scoring_job); gate_history reviews
+    # past runs and has its own job and schedule.
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets(production_model.key)
+    - dg.AssetSelection.assets(
+        production_model.key, batch_predictions, canary_analysis, production_performance
+    )
     - dg.AssetSelection.groups("governance"),
     description="Everything end to end: ingest and gate batches, train, evaluate, stage, monitor.",
 )
@@ -41,4 +49,15 @@ evaluation_job = dg.define_asset_job(
         "Evaluate the latest candidate again (after a crash, or when the gate policy changed) "
         "and stage it if the gates pass; nothing is retrained."
     ),
+)
+
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets(batch_predictions, canary_analysis, production_performance),
+    partitions_def=batch_partitions,
+    description=(
+        "Score a batch with production and the staged candidate's canary share, then measure "
+        "the canary and production's live performance on it."
+    ),
+    tags={"stage": "delivery"},
 )
