@@ -75,6 +75,11 @@ class PipelineResource(dg.ConfigurableResource):
         return self.reports_dir / "live"
 
     @property
+    def model_cards_dir(self) -> Path:
+        """A model card (markdown and HTML) per version, also logged to its MLflow run."""
+        return self.reports_dir / "model_cards"
+
+    @property
     def incidents_dir(self) -> Path:
         """A post-incident review per rollback."""
         return self.reports_dir / "incidents"

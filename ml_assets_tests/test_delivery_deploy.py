@@ -1,6 +1,7 @@
 """Desired state (deploy/<environment>.yaml), reconcile, drift of hand-moved aliases, rollback."""
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -205,6 +206,43 @@ def test_desired_state_rollback_and_a_hand_moved_alias(two_versions, instance):
     failure = next(e for e in tampered.all_events if e.is_step_failure)
     assert "the version's bits changed" in failure.step_failure_data.error.message
     assert verify_audit(pipeline.audit_dir, name) == []
+
+    # Each version has a model card, updated at every deployment event and logged to MLflow.
+    card = (pipeline.model_cards_dir / f"{name}-v1.md").read_text()
+    for heading in (
+        "Model details",
+        "Intended use",
+        "Training data",
+        "Training parameters",
+        "Evaluation",
+        "Slices and fairness",
+        "Limitations",
+        "Approvals",
+        "Deployment events",
+    ):
+        assert f"\n## {heading}\n" in card, heading
+    window = json.loads(pipeline.training_window_path.read_text())  # v2's window
+    assert "| approved | ana | data_science | first release |" in card
+    assert "| rolled_back |" in card and "default rate alert" in card
+    assert "| candidate_meets_metric_floors | passed |" in card
+    run_id = client.get_model_version(name, "1").run_id
+    logged = {a.path for a in client.list_artifacts(run_id, "model_card")}
+    assert logged == {f"model_card/{name}-v1.md", f"model_card/{name}-v1.html"}
+    # The lineage command: deployments and approvals back to the data files and the commit.
+    env = {**os.environ, "ML_ASSETS_CONFIG": str(project.config_path)}
+    printed = subprocess.run(
+        [sys.executable, "-m", "ml_assets.lineage", "2"], env=env, capture_output=True, text=True
+    )
+    assert printed.returncode == 0, printed.stderr
+    out = printed.stdout
+    assert out.startswith(f"{name} v2") and "promoted" in out and "approved olu better" in out
+    assert f"training run: {client.get_model_version(name, '2').run_id}" in out
+    last = window["days"][-1]
+    assert f"    {last}: {window['fingerprints'][last]}" in out
+    missing = subprocess.run(
+        [sys.executable, "-m", "ml_assets.lineage", "99"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "v99" in missing.stdout
 
 
 def test_a_process_killed_between_desired_state_and_alias_is_repaired(two_versions, instance):

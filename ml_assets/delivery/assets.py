@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -204,10 +205,12 @@ def staging_model(
         gates=verdicts,
         dagster_run_id=context.run.run_id,
     )
+    card = publish_model_card(pipeline, version)
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
             "alias": alias,
+            "model_card": dg.MetadataValue.path(str(card)),
             **deployment_metadata(pipeline, state, commit),
             "previous_version": previous.version if previous else "none",
             "gates": dg.MetadataValue.json(verdicts),
@@ -518,6 +521,7 @@ def promote(
         previous=serving.version if serving else None,
         dagster_run_id=context.run.run_id,
     )
+    card = publish_model_card(pipeline, version)
     context.log_event(
         dg.AssetMaterialization(
             asset_key=production_model.key,
@@ -526,12 +530,35 @@ def promote(
                 "previous_version": serving.version if serving else "none",
                 "approvers": ", ".join(approvers),
                 "reason": reason,
+                "model_card": dg.MetadataValue.path(str(card)),
                 **(extra or {}),
                 **deployment_metadata(pipeline, state, commit),
             },
         )
     )
     return f"production -> v{version}, approved by {', '.join(approvers)}"
+
+
+def publish_model_card(pipeline: PipelineResource, version: str) -> Path:
+    """Write the version's model card (markdown and HTML) and log both to its MLflow run."""
+    from ml_assets.delivery.model_card import card_sections, to_html, to_markdown, version_facts
+    from ml_assets.training.registry import read_audit
+
+    settings = pipeline.settings
+    name = settings.training.registered_model_name
+    client = pipeline.mlflow_client()
+    facts = version_facts(client, name, str(version), read_audit(pipeline.audit_dir, name))
+    sections = card_sections(facts, settings.delivery.model_card)
+    title = f"Model card: {name} v{version}"
+    folder = pipeline.model_cards_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown = folder / f"{name}-v{version}.md"
+    markdown.write_text(to_markdown(title, sections))
+    page = markdown.with_suffix(".html")
+    page.write_text(to_html(title, sections))
+    for path in (markdown, page):
+        client.log_artifact(facts.run_id, str(path), "model_card")
+    return markdown
 
 
 def landed_labels(pipeline: PipelineResource, day: str, predictions: Any) -> Any:

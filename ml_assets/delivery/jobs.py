@@ -12,6 +12,7 @@ from ml_assets.delivery.assets import (
     deployment_metadata,
     production_model,
     promote,
+    publish_model_card,
     staging_model,
 )
 from ml_assets.delivery.desired_state import ROLLED_BACK as ROLLED_BACK_CHANGE
@@ -258,9 +259,11 @@ def _roll_back(
             evidence=evidence,
         )
     )
+    card = publish_model_card(pipeline, target)
     metadata = {
         "model_version": target,
         "previous_version": str(current),
+        "model_card": dg.MetadataValue.path(str(card)),
         "rolled_back_by": who,
         "reason": reason,
         "incident_review": dg.MetadataValue.path(str(review)),

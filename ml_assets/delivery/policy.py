@@ -105,6 +105,14 @@ class RollbackSettings(StrictModel):
     min_labels: int = Field(200, ge=10)
 
 
+class ModelCardSettings(StrictModel):
+    """What only people know about the model, for its card (delivery/model_card)."""
+
+    intended_use: str = "Not stated: set delivery.model_card.intended_use in pipeline.yaml."
+    out_of_scope: str = "Not stated: set delivery.model_card.out_of_scope in pipeline.yaml."
+    limitations: str = "Not stated: set delivery.model_card.limitations in pipeline.yaml."
+
+
 class DesiredStateSettings(StrictModel):
     """Where each environment's desired state lives, and whether changing it makes a commit."""
 
@@ -122,6 +130,7 @@ class DeliverySettings(StrictModel):
     desired_state: DesiredStateSettings = Field(default_factory=DesiredStateSettings)
     canary: CanarySettings = Field(default_factory=CanarySettings)
     rollback: RollbackSettings = Field(default_factory=RollbackSettings)
+    model_card: ModelCardSettings = Field(default_factory=ModelCardSettings)
     staging: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     production: EnvironmentSettings = Field(
         default_factory=lambda: EnvironmentSettings(expected_requests_per_second=50.0)
