@@ -64,6 +64,14 @@ class Scored:
     cpu_seconds: float  # CPU time of this thread for the scoring call
 
 
+def _predict(model: Any, features: pd.DataFrame) -> np.ndarray:
+    """The registered model's own predict (training/scoring_model.ScoringModel: the contract
+    check and the encoding it was trained with), without MLflow's signature enforcement in
+    front of it: that converts each value of an `Any` column one at a time (0.3 s of 20,000
+    rows), and batch scoring has already checked every row against the contract."""
+    return np.asarray(model.unwrap_python_model().predict(None, features), dtype="float64")
+
+
 def score(model: Any, features: pd.DataFrame) -> Scored:
     """Score `features` (the model's feature columns) with an MLflow pyfunc model. When the
     model refuses the batch (a record it will not score), rows are scored one by one so that
@@ -74,15 +82,14 @@ def score(model: Any, features: pd.DataFrame) -> Scored:
         return Scored(np.empty(0), {}, 0.0)
     start = time.thread_time()
     try:
-        scores = np.asarray(model.predict(features), dtype="float64")
-        return Scored(scores, {}, time.thread_time() - start)
+        return Scored(_predict(model, features), {}, time.thread_time() - start)
     except MlflowException:
         pass  # some record is refused: find which, below
     scores = np.full(len(features), np.nan)
     errors: dict[int, str] = {}
     for i in range(len(features)):
         try:
-            scores[i] = float(np.asarray(model.predict(features.iloc[[i]]))[0])
+            scores[i] = float(_predict(model, features.iloc[[i]])[0])
         except MlflowException as error:
             errors[i] = error.message
     return Scored(scores, errors, time.thread_time() - start)
@@ -96,6 +103,6 @@ def cpu_per_row(model: Any, features: pd.DataFrame, rounds: int = 3) -> float:
     best = float("inf")
     for _ in range(rounds):
         start = time.thread_time()
-        model.predict(features)
+        _predict(model, features)
         best = min(best, time.thread_time() - start)
     return best / len(features)
