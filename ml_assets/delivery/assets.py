@@ -218,15 +218,19 @@ def staging_model(
     )
 
 
-# Moved only by approval_job, which reports each move as a materialization of this asset: a
-# refused approval fails its run and leaves the asset showing the version that still serves.
+# Moved only by approval_job, rollback_job and a Level 2 canary that passed, each reporting the
+# move as a materialization of this asset: a refused approval fails its run and leaves the asset
+# showing the version that still serves.
 production_model = dg.AssetSpec(
     "production_model",
     deps=[staging_model],
     group_name="delivery",
     kinds={"mlflow"},
     tags={"stage": "delivery"},
-    description="The version serving production; moved by approval_job once approvals suffice.",
+    description=(
+        "The version serving production: moved by approval_job, rollback_job or a Level 2 "
+        "canary, never by hand (reconcile_job restores a hand-moved alias)."
+    ),
 )
 
 
