@@ -245,7 +245,9 @@ def test_desired_state_rollback_and_a_hand_moved_alias(two_versions, instance):
     assert missing.returncode == 1 and "v99" in missing.stdout
 
 
-def test_a_process_killed_between_desired_state_and_alias_is_repaired(two_versions, instance):
+def test_a_process_killed_between_desired_state_and_alias_is_repaired(
+    two_versions, instance, tmp_path
+):
     project = two_versions
     pipeline = project.pipeline
     client, name = pipeline.mlflow_client(), project.settings.training.registered_model_name
@@ -261,9 +263,18 @@ def test_a_process_killed_between_desired_state_and_alias_is_repaired(two_versio
     # The desired state says v2; MLflow still serves v1: the move was cut short.
     assert read_state(pipeline.desired_state_dir, "production").version == "2"
     assert _production(client, name) == "1"
-    repaired = run_job("reconcile_job", project, instance)
-    assert repaired.success and _production(client, name) == "2"
+    # The repair from a fresh process (`make reconcile`), in a folder of its own: it reads the
+    # configured store, never MLflow's default ./mlflow.db (a regression: the model file's
+    # models:/ URI was resolved against the global tracking URI).
+    env.pop("ML_ASSETS_FAILPOINT")
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    reconcile = [sys.executable, "-m", "ml_assets.cli.run", "reconcile"]
+    repaired = subprocess.run(reconcile, env=env, cwd=where, capture_output=True, text=True)
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert _production(client, name) == "2"
     assert read_audit(pipeline.audit_dir, name)[-1]["action"] == "restored"
+    assert list(where.iterdir()) == []
 
 
 def test_two_approvals_at_once_move_production_once(two_versions, tmp_path):

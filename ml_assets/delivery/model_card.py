@@ -42,7 +42,9 @@ class VersionFacts:
 def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict | None:
     from mlflow.exceptions import MlflowException
 
-    with tempfile.TemporaryDirectory() as tmp:
+    from ml_assets.training.registry import quiet_downloads
+
+    with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
         try:
             local = client.download_artifacts(run_id, path, tmp)
         except (MlflowException, OSError):

@@ -129,8 +129,12 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_downloads():
-        local = Path(download_artifacts(artifact_uri=version.source, dst_path=str(target_dir)))
+    # The artefacts' own location, asked of this client's store: `version.source` is a
+    # models:/ URI, which MLflow would resolve against its global tracking URI (in a fresh
+    # process, ./mlflow.db in the working directory), whatever store the client names.
+    location = client.get_model_version_download_uri(version.name, version.version)
+    with quiet_downloads():
+        local = Path(download_artifacts(artifact_uri=location, dst_path=str(target_dir)))
     found = [local / "artifacts" / MODEL_FILE, local / MODEL_FILE] if local.is_dir() else [local]
     path = next((p for p in found if p.exists()), found[0])
     if not path.exists():
@@ -150,7 +154,7 @@ def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Pa
     from mlflow.artifacts import download_artifacts
 
     target_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_downloads():
+    with quiet_downloads():
         # The artefacts' own location, asked of this store: a models:/ URI would be resolved
         # against MLflow's global tracking URI, whatever store is passed alongside.
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -164,7 +168,7 @@ def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Pa
 
 
 @contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
+def quiet_downloads() -> Iterator[None]:
     """No MLflow download progress bar: a pipeline step's log is no place for one."""
     import os
 
