@@ -9,7 +9,7 @@ DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test dev mlflow lint bench promote approve reject rollback reconcile audit lineage clean
+.PHONY: help venv run test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -57,6 +57,9 @@ rollback: $(STAMP) ## Roll production back one version as APPROVER with a REASON
 
 reconcile: $(STAMP) ## Bring the MLflow aliases to the desired state in deploy/ and report drift
 	$(BIN)/python -m ml_assets.cli.run reconcile
+
+score: $(STAMP) ## Score a batch with production and the canary, and measure both: make score [BATCH=2026-04-30]
+	$(BIN)/python -m ml_assets.cli.run score $(if $(BATCH),--batch "$(BATCH)")
 
 lineage: $(STAMP) ## Print VERSION's chain from deployments back to data files and commit: make lineage VERSION=2
 	$(BIN)/python -m ml_assets.lineage "$(VERSION)"

@@ -5,6 +5,7 @@
     python -m ml_assets.cli.run reject --version 3 --approver ana --reason "..."
     python -m ml_assets.cli.run rollback --approver olu --reason "..."  # production back one step
     python -m ml_assets.cli.run reconcile  # MLflow aliases to the desired state in deploy/
+    python -m ml_assets.cli.run score [--batch 2026-04-30]  # scoring_job on one batch
 
 Work already up to date is not repeated: batch files the gates already judged (same content) are
 not ingested again, and no model is trained when the passing training window is unchanged.
@@ -318,10 +319,16 @@ def summarise(report: RunReport, settings, requests, job: str | None, seconds: f
 
 
 def run_delivery_job(
-    job: str, op: str, config: dict | None, tags: dict[str, str], kind: str
+    job: str,
+    op: str | None,
+    config: dict | None,
+    tags: dict[str, str],
+    kind: str,
+    partition: str | None = None,
 ) -> int:
-    """Run one delivery job (approval, rollback, reconcile) in this process on the instance;
-    print its outcome; exit 1 when the job refused (a dg.Failure), 2 on any other error."""
+    """Run one delivery job (approval, rollback, reconcile, scoring) in this process on the
+    instance; print its outcome (the op's output, or each asset's materialization); exit 1 when
+    the job refused (a dg.Failure), 2 on any other error."""
     import dagster as dg
 
     from ml_assets.definitions import defs as build_definitions
@@ -336,6 +343,7 @@ def run_delivery_job(
             instance=dg.DagsterInstance.get(),
             run_config=run_config,
             tags=tags,
+            partition_key=partition,
             raise_on_error=False,
         )
     )
@@ -353,8 +361,44 @@ def run_delivery_job(
                     file=sys.stderr,
                 )
         return code
-    print(result.output_for_node(op))
+    if op is not None:
+        print(result.output_for_node(op))
+        return 0
+    shown = ("rows", "refused_by_contract", "canary_version", "canary_rows", "verdict", "reason")
+    shown += ("canary_state", "action", "roc_auc", "sustained_breach")
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        figures = ", ".join(
+            f"{key} {materialization.metadata[key].value}"
+            for key in shown
+            if key in materialization.metadata
+        )
+        print(f"{materialization.asset_key.to_user_string()} [{partition}]: {figures}")
+    if not result.get_asset_materialization_events():
+        print(f"batch {partition}: nothing scored (no version serves production yet)")
     return 0
+
+
+def score(batch: str | None) -> int:
+    """Score one batch (default: the newest) through scoring_job."""
+    import dagster as dg
+
+    from ml_assets.data.assets import batch_partitions
+    from ml_assets.data.batches import BatchFileError, locate_batches
+    from ml_assets.settings import load_settings
+
+    dataset = load_settings().dataset
+    present = locate_batches(dataset.features_dir, dataset.labels_dir)
+    if not present:
+        raise BatchFileError(f"no batch files in {dataset.features_dir}")
+    batch = batch or max(present)
+    if batch not in present:
+        raise BatchFileError(f"no batch file for {batch} in {dataset.features_dir}")
+    instance = dg.DagsterInstance.get()
+    if batch not in instance.get_dynamic_partitions(batch_partitions.name):
+        instance.add_dynamic_partitions(batch_partitions.name, [batch])
+    tags = {"ml_assets/trigger": "cli"}
+    return run_delivery_job("scoring_job", None, None, tags, "scoring", partition=batch)
 
 
 def decide(version: str, approver: str, decision: str, reason: str) -> int:
@@ -388,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
         "--from-version", default="", help="the version rolled back from (a safe retry)"
     )
     sub.add_parser("reconcile", help="bring the MLflow aliases to the desired state in deploy/")
+    scoring = sub.add_parser(
+        "score", help="score a batch with production and the canary; measure both on it"
+    )
+    scoring.add_argument("--batch", default=None, help="YYYY-MM-DD (default: the newest)")
     args = parser.parse_args(argv)
     import dagster as dg
 
@@ -413,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_delivery_job(
                 "rollback_job", "roll_back_production", config, tags, "rollback"
             )
+        if args.command == "score":
+            return score(args.batch)
         if args.command == "reconcile":
             return run_delivery_job(
                 "reconcile_job",

@@ -161,9 +161,16 @@ def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Pa
         location = client.get_model_version_download_uri(name, version)
         folder = download_artifacts(artifact_uri=location, dst_path=str(target_dir))
         # Nor MLflow's advice to add type hints to predict (the signature is the model's
-        # schema; see scoring_model).
+        # schema; see scoring_model). A filter cannot silence it: MLflow sets its own "once"
+        # filter around the call, so the advice alone is dropped where warnings are shown.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+            shown = warnings.showwarning
+
+            def show(message, *args, **kwargs):
+                if "Add type hints to the `predict` method" not in str(message):
+                    shown(message, *args, **kwargs)
+
+            warnings.showwarning = show
             return mlflow.pyfunc.load_model(folder)
 
 
