@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,6 +181,19 @@ def _no_stale_defs_state():
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
     with set_defs_state_storage(None):
+        yield
+
+
+@contextlib.contextmanager
+def module_isolation() -> Iterator[None]:
+    """For a module-scoped fixture, what the function-scoped autouse fixtures give each test
+    (they run after module fixtures): no inherited tracking URI or config, and no stale
+    "current" defs-state storage left by an earlier test in this worker."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with pytest.MonkeyPatch.context() as env, set_defs_state_storage(None):
+        for var in ("MLFLOW_TRACKING_URI", "ML_ASSETS_CONFIG"):
+            env.delenv(var, raising=False)
         yield
 
 

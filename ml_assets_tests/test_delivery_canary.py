@@ -35,6 +35,7 @@ from ml_assets_tests.conftest import (
     failed_checks,
     ingest,
     make_project,
+    module_isolation,
     run_job,
     train,
 )
@@ -136,13 +137,7 @@ def trained_pair(tmp_path_factory):
     home = root.parent / "home"
     home.mkdir()
     instance = dg.DagsterInstance.local_temp(str(home))
-    # A module fixture runs before the function-scoped isolation fixtures: isolate it here (an
-    # earlier test in this worker may have exported a tracking URI through mlflow).
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with pytest.MonkeyPatch.context() as env, set_defs_state_storage(None):
-        for var in ("MLFLOW_TRACKING_URI", "ML_ASSETS_CONFIG"):
-            env.delenv(var, raising=False)
+    with module_isolation():
         _train_pair(project, instance)
     return root
 

@@ -38,6 +38,7 @@ from ml_assets_tests.conftest import (
     failed_checks,
     ingest,
     make_project,
+    module_isolation,
     train,
 )
 
@@ -51,11 +52,10 @@ class Staged:
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory) -> Staged:
-    with pytest.MonkeyPatch.context() as env:
-        # As _isolated_env does per test: mlflow.set_tracking_uri, called by an earlier test's
-        # run, exports MLFLOW_TRACKING_URI, which would point this project at that test's store.
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.delenv("ML_ASSETS_CONFIG", raising=False)
+    # mlflow.set_tracking_uri, called by an earlier test's run, exports MLFLOW_TRACKING_URI,
+    # which would point this project at that test's store; an earlier sensor test may leave a
+    # stale defs-state storage behind.
+    with module_isolation():
         yield from _staged(tmp_path_factory.mktemp("staged"))
 
 
