@@ -384,11 +384,11 @@ def score(batch: str | None) -> int:
     import dagster as dg
 
     from ml_assets.data.assets import batch_partitions
-    from ml_assets.data.batches import BatchFileError, locate_batches
+    from ml_assets.data.batches import BatchFileError, list_batch_files
     from ml_assets.settings import load_settings
 
     dataset = load_settings().dataset
-    present = locate_batches(dataset.features_dir, dataset.labels_dir)
+    present = list_batch_files(dataset.features_dir)
     if not present:
         raise BatchFileError(f"no batch files in {dataset.features_dir}")
     batch = batch or max(present)

@@ -115,20 +115,33 @@ class BatchFiles:
         return f"{self.features_sha256}:{self.labels_sha256 or '-'}"
 
 
+def _batch_files(day: str, features: Path, labels: Path | None) -> BatchFiles:
+    return BatchFiles(
+        day=day,
+        features=features,
+        labels=labels,
+        features_sha256=file_sha256(features),
+        labels_sha256=file_sha256(labels) if labels else None,
+    )
+
+
 def locate_batches(features_dir: Path, labels_dir: Path | None) -> dict[str, BatchFiles]:
     """Every batch date present, with its feature file, its label file (if any) and hashes."""
     labels = list_batch_files(labels_dir) if labels_dir is not None else {}
-    located = {}
-    for day, path in list_batch_files(features_dir).items():
-        label_path = labels.get(day)
-        located[day] = BatchFiles(
-            day=day,
-            features=path,
-            labels=label_path,
-            features_sha256=file_sha256(path),
-            labels_sha256=file_sha256(label_path) if label_path else None,
-        )
-    return located
+    return {
+        day: _batch_files(day, path, labels.get(day))
+        for day, path in list_batch_files(features_dir).items()
+    }
+
+
+def locate_batch(features_dir: Path, labels_dir: Path | None, day: str) -> BatchFiles:
+    """One batch date's files and hashes; only that batch's files are read (a step that
+    handles one batch costs the same whatever the history holds)."""
+    features = list_batch_files(features_dir).get(day)
+    if features is None:
+        raise BatchFileError(f"no batch file for {day} in {features_dir}")
+    labels = list_batch_files(labels_dir).get(day) if labels_dir is not None else None
+    return _batch_files(day, features, labels)
 
 
 def read_labels(

@@ -38,6 +38,8 @@ LEVEL_2 = "level 2 (gates and canary passed)"
 # Every step that moves an alias claims a slot of this pool; dagster.yaml limits it to one, so
 # two runs never move aliases at once.
 ALIAS_POOL = "model_aliases"
+# Fault injection for the crash-repair test (see deploy).
+FAILPOINT_ENV = "ML_ASSETS_FAILPOINT"
 
 
 def deploy(
@@ -100,9 +102,6 @@ def deploy(
         os.kill(os.getpid(), signal.SIGKILL)
     move_alias(client, state)
     return state, commit
-
-
-FAILPOINT_ENV = "ML_ASSETS_FAILPOINT"
 
 
 def deployment_metadata(
@@ -262,7 +261,7 @@ def batch_predictions(context: dg.AssetExecutionContext, pipeline: PipelineResou
     import numpy as np
     import pandas as pd
 
-    from ml_assets.data.batches import locate_batches
+    from ml_assets.data.batches import locate_batch
     from ml_assets.data.reading import read_cast
     from ml_assets.delivery.canary import canary_rows
     from ml_assets.delivery.scoring import BatchRefused, contract_refusals, cpu_per_row, score
@@ -280,7 +279,7 @@ def batch_predictions(context: dg.AssetExecutionContext, pipeline: PipelineResou
     candidate = str(staged.version) if staged and staged.version != production.version else None
     share = _canary_share(pipeline, candidate)
     day = context.partition_key
-    batch = locate_batches(dataset.features_dir, dataset.labels_dir)[day]
+    batch = locate_batch(dataset.features_dir, dataset.labels_dir, day)
     started = time.perf_counter()
     frame = read_cast(batch.features, dataset)
     try:
@@ -319,8 +318,9 @@ def batch_predictions(context: dg.AssetExecutionContext, pipeline: PipelineResou
     }
     if candidate is not None and share > 0:
         challenger = load_served_model(uri, name, candidate, served / f"v{candidate}")
-        chosen = canary_rows(rows[dataset.id_column], share) & valid
-        on_canary = canary_rows(rows.loc[valid, dataset.id_column], share)
+        mask = canary_rows(rows[dataset.id_column], share)
+        chosen = mask & valid
+        on_canary = mask[valid]  # the same rows, among those the contract let through
         canary_scored = score(challenger, features[on_canary])
         out.loc[chosen, "canary_version"] = candidate
         out.loc[chosen, "canary_score"] = canary_scored.scores
@@ -570,11 +570,11 @@ def landed_labels(pipeline: PipelineResource, day: str, predictions: Any) -> Any
     has landed, NaN where it has not."""
     import numpy as np
 
-    from ml_assets.data.batches import locate_batches, read_labels
+    from ml_assets.data.batches import locate_batch, read_labels
     from ml_assets.data.contract import labels_to_binary
 
     dataset = pipeline.settings.dataset
-    batch = locate_batches(dataset.features_dir, dataset.labels_dir)[day]
+    batch = locate_batch(dataset.features_dir, dataset.labels_dir, day)
     labels = read_labels(
         batch, dataset.id_column, dataset.target_column, dataset.labels_dir is not None
     )
