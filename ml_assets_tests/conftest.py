@@ -252,16 +252,29 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _own_defs_state(instance) -> Iterator[None]:
+    """The test instance's defs-state storage is the "current" one for the call. A context an
+    earlier test left open may close when the garbage collector gets to it, in the middle of a
+    later test, and restore a storage whose instance is gone ("undefined DagsterInstance
+    weakref"); each call names its own instead of trusting what the fixtures set."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(instance.defs_state_storage):
+        yield
+
+
 def run_job(job_name: str, project: Project, instance, tags: dict | None = None, run_config=None):
     """Execute one of the project's jobs on the test project's resources."""
     job = code_location().resolve_job_def(job_name)
-    return job.execute_in_process(
-        instance=instance,
-        resources=project.resources,
-        tags=tags or {},
-        run_config=run_config,
-        raise_on_error=False,
-    )
+    with _own_defs_state(instance):
+        return job.execute_in_process(
+            instance=instance,
+            resources=project.resources,
+            tags=tags or {},
+            run_config=run_config,
+            raise_on_error=False,
+        )
 
 
 ASSETS = definitions.ASSETS
@@ -281,24 +294,26 @@ DOWNSTREAM = [
 def ingest(project: Project, instance, days: list[str]):
     """Materialise the ingestion group and its data gates over `days` in one run."""
     add_partitions(instance, days)
-    return dg.materialize(
-        [*INGESTION, *DATA_CHECKS],
-        instance=instance,
-        resources=project.resources,
-        tags=range_tags(days[0], days[-1]),
-        raise_on_error=False,
-    )
+    with _own_defs_state(instance):
+        return dg.materialize(
+            [*INGESTION, *DATA_CHECKS],
+            instance=instance,
+            resources=project.resources,
+            tags=range_tags(days[0], days[-1]),
+            raise_on_error=False,
+        )
 
 
 def train(project: Project, instance):
     """Materialise everything downstream of ingestion (features to staging, and drift)."""
-    return dg.materialize(
-        [*ASSETS, *CHECKS],
-        selection=DOWNSTREAM,
-        instance=instance,
-        resources=project.resources,
-        raise_on_error=False,
-    )
+    with _own_defs_state(instance):
+        return dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=DOWNSTREAM,
+            instance=instance,
+            resources=project.resources,
+            raise_on_error=False,
+        )
 
 
 def decide(project: Project, instance, version: str, approver: str, **config):
