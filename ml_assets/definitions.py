@@ -9,6 +9,7 @@ import dagster as dg
 
 from ml_assets.data import checks as data_checks
 from ml_assets.data.assets import raw_batches, raw_labels
+from ml_assets.delivery import checks as delivery_checks
 from ml_assets.delivery.assets import (
     batch_predictions,
     canary_analysis,
@@ -66,6 +67,7 @@ CHECKS = [
     *features_checks.WINDOW_CHECKS,
     training_checks.candidate_model_matches_serving_path,
     *evaluation_checks.MODEL_GATES,
+    *delivery_checks.READINESS_CHECKS,
 ]
 JOBS = [
     ml_pipeline_job,

@@ -75,6 +75,11 @@ class PipelineResource(dg.ConfigurableResource):
         return self.reports_dir / "live"
 
     @property
+    def approval_requests_dir(self) -> Path:
+        """An approval request page (markdown and HTML) per staged version."""
+        return self.reports_dir / "approval"
+
+    @property
     def model_cards_dir(self) -> Path:
         """A model card (markdown and HTML) per version, also logged to its MLflow run."""
         return self.reports_dir / "model_cards"

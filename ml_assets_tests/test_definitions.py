@@ -27,8 +27,10 @@ SNAPSHOT = {
     "checks": [
         "candidate_model:candidate_model_matches_serving_path",
         "evaluation_report:candidate_beats_baselines",
+        "evaluation_report:candidate_is_backward_compatible",
         "evaluation_report:candidate_is_calibrated",
         "evaluation_report:candidate_is_fair_across_groups",
+        "evaluation_report:candidate_loads_cold_within_budget",
         "evaluation_report:candidate_meets_metric_floors",
         "evaluation_report:candidate_meets_operational_budget",
         "evaluation_report:candidate_not_worse_than_production",

@@ -259,9 +259,20 @@ def test_a_failing_canary_withdraws_staging_and_its_approval_is_refused(
 
 def test_an_inconclusive_canary_holds_until_a_person_accepts_it(trained_pair, tmp_path, instance):
     project = _copy(trained_pair, tmp_path, canary={"min_labelled_rows": 10_000})
+    name = project.settings.training.registered_model_name
+    # The reviewer's page, written when v2 was staged: the canary has not measured yet.
+    page = project.pipeline.approval_requests_dir / f"{name}-v2.md"
+    staged = page.read_text()
+    assert "| serving production now | v1 |" in staged
+    assert "⚠ no canary measurement yet" in staged
     assert _score(project, instance, DAY_9).success
     measured = _canary_metadata(instance, DAY_9)
     assert (measured["verdict"], measured["canary_status"]) == ("inconclusive", "held")
+    # canary_analysis refreshed it, and links it from its materialization.
+    assert measured["approval_request"] == str(page.with_suffix(".html"))
+    held = page.read_text()
+    assert f"⚠ the canary is held: batch {DAY_9} inconclusive" in held
+    assert f"| {DAY_9} | 50% |" in held and "⚠ inconclusive |" in held
     assert not decide(project, instance, "2", "olu").success
     assert _aliases(project)["production"] == "1"
     accepted = decide(project, instance, "2", "olu", accept_inconclusive_canary=True)

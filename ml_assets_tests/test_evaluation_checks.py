@@ -1,5 +1,6 @@
-"""Wiring of the nine evaluation gates: a crafted evaluation file fails one gate, and staging
-does not move.
+"""Wiring of the evaluation gates and of delivery's readiness checks: a crafted evaluation file
+fails one gate (or a crafted registry version, or a tightened budget, fails a readiness check),
+and staging does not move.
 
 One real pipeline run (real LightGBM, a real instance and MLflow registry) stages v1; a second
 registered version, v2, is the candidate of every crafted evaluation. Each test writes an
@@ -14,11 +15,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from ml_assets.delivery.assets import staging_model
+from ml_assets.delivery.checks import (
+    READINESS_CHECKS,
+    candidate_is_backward_compatible,
+    candidate_loads_cold_within_budget,
+)
 from ml_assets.evaluation.assets import load_evaluation
 from ml_assets.evaluation.checks import MODEL_GATES
 from ml_assets.evaluation.evidence import (
@@ -102,8 +109,25 @@ def _staged(root) -> Iterator[Staged]:
             "baselines": easy,
         }
     )
-    yield Staged(project, instance, passing)
+    staged = Staged(project, instance, passing)
+    # The readiness checks judge v2 once, here: each _judge run reads their passing verdict, and
+    # each readiness test puts it back after failing it.
+    _ready(staged, READINESS_CHECKS)
+    yield staged
     instance.dispose()
+
+
+def _ready(staged: Staged, checks: list, **overrides) -> None:
+    """Run `checks` on the passing evaluation and assert they passed."""
+    staged.passing.save(staged.project.pipeline.evaluation_path)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(*checks),
+        instance=staged.instance,
+        resources=staged.project.resources,
+        raise_on_error=False,
+    )
+    assert result.success and not failed_checks(result), failed_checks(result)
 
 
 def _judge(staged: Staged, evaluation: Evaluation) -> dg.ExecuteInProcessResult:
@@ -227,3 +251,112 @@ def test_a_failing_gate_keeps_the_candidate_off_staging(staged, gate):
     client = staged.project.pipeline.mlflow_client()
     tags = client.get_model_version(staged.passing.model, staged.passing.candidate.version).tags
     assert tags.get("gates") != "passed"
+
+
+def _blocked(staged: Staged, result: dg.ExecuteInProcessResult, check: str, version: str):
+    """`check` failed, staging_model did not materialise, staging still holds v1, and `version`
+    carries no "gates: passed" tag."""
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks[check].passed, checks[check].description
+    assert checks[check].metadata["decision"].value == "block"
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "staging_model" not in materialized
+    assert _staging(staged) == "1"
+    client = staged.project.pipeline.mlflow_client()
+    assert client.get_model_version(staged.passing.model, version).tags.get("gates") != "passed"
+    return checks[check]
+
+
+def _narrowed_version(staged: Staged) -> str:
+    """A new registered version of v1's booster whose contract refuses what v1 accepts: region
+    'central' and credit scores below 400."""
+    import json
+
+    import mlflow
+    import pandas as pd
+
+    from ml_assets.data.contract import DataContract, NumericColumn
+    from ml_assets.training.registry import log_scoring_model, register_version
+
+    pipeline = staged.project.pipeline
+    settings = pipeline.settings
+    contract = settings.dataset
+    regions = [v for v in contract.categorical_columns["region"] if v != "central"]
+    score = contract.numeric_columns["credit_score"]
+    narrowed = DataContract.model_validate(
+        {
+            **contract.model_dump(include=set(DataContract.model_fields)),
+            "categorical_columns": {**contract.categorical_columns, "region": regions},
+            "numeric_columns": {
+                **contract.numeric_columns,
+                "credit_score": NumericColumn(min=400, max=score.max, nullable=score.nullable),
+            },
+        }
+    )
+    rows = pd.read_parquet(pipeline.training_dataset_path)
+    example = rows[(rows["region"] != "central") & (rows["credit_score"] >= 400)].head(3)
+    booster = json.loads(pipeline.candidate_path.read_text())["local_path"]
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(settings.training.experiment_name)
+    with mlflow.start_run() as run:
+        model = log_scoring_model(mlflow, Path(booster), narrowed, example[narrowed.model_features])
+    client = pipeline.mlflow_client()
+    return str(register_version(client, staged.passing.model, run.info.run_id, model, {}).version)
+
+
+def test_a_candidate_that_breaks_production_clients_stays_off_staging(staged):
+    client = staged.project.pipeline.mlflow_client()
+    name = staged.passing.model
+    version = _narrowed_version(staged)
+    candidate = staged.passing.candidate.model_copy(update={"version": version})
+    staged.passing.model_copy(update={"candidate": candidate}).save(
+        staged.project.pipeline.evaluation_path
+    )
+    client.set_registered_model_alias(name, "production", "1")
+    try:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=dg.AssetSelection.checks(candidate_is_backward_compatible)
+            | dg.AssetSelection.assets(staging_model),
+            instance=staged.instance,
+            resources=staged.project.resources,
+            raise_on_error=False,
+        )
+        check = _blocked(staged, result, "candidate_is_backward_compatible", version)
+        assert check.metadata["production_version"].value == "1"
+        assert check.metadata["value"].value == 2
+        breaks = check.metadata["breaks"].value
+        assert "credit_score" in breaks and "region" in breaks and "'central'" in breaks
+    finally:
+        client.delete_registered_model_alias(name, "production")
+        _ready(staged, [candidate_is_backward_compatible])
+
+
+def test_a_candidate_over_its_memory_budget_stays_off_staging(staged):
+    import yaml
+
+    config = staged.project.config_path
+    original = config.read_text()
+    raw = yaml.safe_load(original)
+    # A real model in a real fresh process takes hundreds of MiB; 50 cannot be met.
+    raw["delivery"]["readiness"] = {"max_resident_mb": 50}
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        staged.passing.save(staged.project.pipeline.evaluation_path)
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=dg.AssetSelection.checks(candidate_loads_cold_within_budget)
+            | dg.AssetSelection.assets(staging_model),
+            instance=staged.instance,
+            resources=staged.project.resources,
+            raise_on_error=False,
+        )
+        version = staged.passing.candidate.version
+        check = _blocked(staged, result, "candidate_loads_cold_within_budget", version)
+        assert check.description.startswith("peak_resident_mb = ")
+        assert "breaks <= 50" in check.description
+        assert check.metadata["warmup"].value == "20 of 20 answered"
+        assert check.metadata["load_cpu_seconds"].value > 0
+    finally:
+        config.write_text(original)
+        _ready(staged, [candidate_loads_cold_within_budget])

@@ -82,7 +82,8 @@ def test_passing_path_all_gates_green(tmp_path, instance):
     gates = [
         e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["evaluation_report"]
     ]
-    assert len(gates) == 10 and all(e.passed for e in gates)
+    # The ten evaluation gates and delivery's two readiness checks.
+    assert len(gates) == 12 and all(e.passed for e in gates)
     assert all(e.severity == dg.AssetCheckSeverity.ERROR for e in gates)
     assert _aliases(project) == {"staging": "1", "production": None}
     report = project.pipeline.reports_dir / "evaluation" / "v1"

@@ -186,8 +186,8 @@ def _what_to_redo(instance, pipeline, settings):
     from ml_assets.data.batches import locate_batches
     from ml_assets.data.ledger import plan_window
     from ml_assets.delivery.assets import gate_verdicts, staging_model
+    from ml_assets.delivery.checks import STAGING_GATES
     from ml_assets.evaluation.assets import evaluation_report
-    from ml_assets.evaluation.checks import PROMOTION_GATES
     from ml_assets.retraining.policy import what_to_redo
     from ml_assets.retraining.sensors import latest_metadata
     from ml_assets.training.assets import candidate_model
@@ -203,7 +203,7 @@ def _what_to_redo(instance, pipeline, settings):
         latest_metadata(instance, asset)
         for asset in (candidate_model, evaluation_report, staging_model)
     )
-    verdicts = gate_verdicts(instance, PROMOTION_GATES)
+    verdicts = gate_verdicts(instance, STAGING_GATES)
     redo = what_to_redo(
         window_version=window.data_version,
         training_policy=settings.training_policy,

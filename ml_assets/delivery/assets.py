@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
+from ml_assets.delivery.checks import STAGING_GATES
 from ml_assets.delivery.desired_state import (
     PROMOTED,
     STAGED,
@@ -25,7 +26,6 @@ from ml_assets.delivery.desired_state import (
     write_state,
 )
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
-from ml_assets.evaluation.checks import PROMOTION_GATES
 from ml_assets.metadata import markdown_table
 from ml_assets.resources import PipelineResource
 from ml_assets.training.registry import append_audit, version_for_alias
@@ -171,7 +171,7 @@ def staging_model(
     settings = pipeline.settings
     evaluation = load_evaluation(pipeline)
     version = evaluation.candidate.version
-    verdicts = gate_verdicts(context.instance, PROMOTION_GATES)
+    verdicts = gate_verdicts(context.instance, STAGING_GATES)
     blocked = {name: v for name, v in verdicts.items() if v not in ("passed", "warned")}
     if blocked:
         raise dg.Failure(
@@ -205,10 +205,12 @@ def staging_model(
         dagster_run_id=context.run.run_id,
     )
     card = publish_model_card(pipeline, version)
+    request = publish_approval_request(pipeline, version)
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
             "alias": alias,
+            **request,
             "model_card": dg.MetadataValue.path(str(card)),
             **deployment_metadata(pipeline, state, commit),
             "previous_version": previous.version if previous else "none",
@@ -458,6 +460,12 @@ def canary_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResourc
             approvers=(LEVEL_2,),
             reason=f"Level 2: gates and canary passed ({state.reason})",
         )
+    # The reviewer's page follows the canary while the candidate waits for approval.
+    request = (
+        publish_approval_request(pipeline, candidate)
+        if still_staged and state.status != FAILED
+        else {}
+    )
     criteria = pd.DataFrame(
         [
             {
@@ -483,6 +491,7 @@ def canary_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResourc
             "canary_state": state.summary(policy),
             "next_share": state.share,
             "action": action,
+            **request,
         }
     )
 
@@ -563,6 +572,60 @@ def publish_model_card(pipeline: PipelineResource, version: str) -> Path:
     for path in (markdown, page):
         client.log_artifact(facts.run_id, str(path), "model_card")
     return markdown
+
+
+def publish_approval_request(pipeline: PipelineResource, version: str) -> dict[str, Any]:
+    """Write the staged version's approval request page (markdown and HTML) from its evaluation,
+    its gate verdicts at staging, its audit events and its canary; the metadata that links it."""
+    from ml_assets.delivery.approval import request_state
+    from ml_assets.delivery.approval_request import approval_page
+    from ml_assets.delivery.canary import canary_state, load_measurements
+    from ml_assets.delivery.model_card import to_html, to_markdown, version_facts
+    from ml_assets.evaluation.gates import decide_all
+    from ml_assets.training.registry import read_audit
+
+    settings = pipeline.settings
+    name = settings.training.registered_model_name
+    client = pipeline.mlflow_client()
+    events = read_audit(pipeline.audit_dir, name)
+    evaluation = load_evaluation(pipeline)
+    if evaluation.candidate.version != str(version):
+        # A newer candidate was evaluated since (and not staged): the version's own evaluation
+        # is the one logged to its training run.
+        evaluation = version_facts(client, name, str(version), events).evaluation
+        if evaluation is None:
+            raise dg.Failure(f"{name} v{version} has no evaluation.json in its MLflow run")
+    tags = client.get_model_version(name, str(version)).tags
+    verdicts = json.loads(tags.get("gate_verdicts", "{}"))
+    measurements = load_measurements(pipeline.canary_dir, str(version))
+    canary = canary_state(measurements, settings.delivery.canary) if measurements else None
+    policy = settings.delivery.approval
+    serving = version_for_alias(client, name, settings.delivery.production_alias)
+    page = approval_page(
+        evaluation,
+        decide_all(evaluation, settings.gates),
+        verdicts,
+        request_state(events, str(version), policy, dt.datetime.now(dt.UTC)),
+        policy,
+        canary,
+        measurements,
+        str(serving.version)
+        if serving is not None and str(serving.version) != str(version)
+        else None,
+    )
+    folder = pipeline.approval_requests_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown = folder / f"{name}-v{version}.md"
+    text = to_markdown(page.title, page.sections)
+    markdown.write_text(text)
+    html = markdown.with_suffix(".html")
+    html.write_text(to_html(page.title, page.sections))
+    return {
+        "approval_request": dg.MetadataValue.path(str(html)),
+        "anomalies": len(page.anomalies),
+        # The whole page, rendered in the asset's metadata: the reviewer's view in the UI.
+        "approval_request_page": dg.MetadataValue.md(text),
+    }
 
 
 def landed_labels(pipeline: PipelineResource, day: str, predictions: Any) -> Any:

@@ -12,6 +12,7 @@ from ml_assets.delivery.assets import (
     deployment_metadata,
     production_model,
     promote,
+    publish_approval_request,
     publish_model_card,
     staging_model,
 )
@@ -110,7 +111,14 @@ def record_decision(
             request.missing
         )
         context.log.info(outcome)
-        return dg.Output(outcome, metadata={"approvers": ", ".join(request.approvers)})
+        page = publish_approval_request(pipeline, version)
+        return dg.Output(
+            outcome,
+            metadata={
+                "approvers": ", ".join(request.approvers),
+                "approval_request": page["approval_request"],
+            },
+        )
     outcome = promote(
         context,
         pipeline,

@@ -74,6 +74,8 @@ def version_facts(
 
 
 Section = tuple[str, list[str | list[list[str]]]]  # heading, paragraphs or tables (rows)
+# A paragraph, or a table cell, that starts with this mark is highlighted in the HTML page.
+FLAG = "⚠"
 
 APPROVAL_EVENTS = ("approved", "rejected")
 DEPLOYMENT_EVENTS = (
@@ -271,7 +273,8 @@ def to_html(title: str, sections: list[Section]) -> str:
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
-        "padding:.2em .5em;text-align:left;font-size:.9em}</style></head><body>",
+        "padding:.2em .5em;text-align:left;font-size:.9em}.flag{background:#fff1c2}"
+        "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     for heading, parts in sections:
@@ -284,10 +287,12 @@ def to_html(title: str, sections: list[Section]) -> str:
                 )
                 for row in rows:
                     cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
-                    out.append(f"<tr>{cells}</tr>")
+                    flagged = any(str(c).startswith(FLAG) for c in row)
+                    out.append(f"<tr class='flag'>{cells}</tr>" if flagged else f"<tr>{cells}</tr>")
                 out.append("</table>")
             else:
-                out.append(f"<p>{html.escape(part)}</p>")
+                flagged = " class='flag'" if part.startswith(FLAG) else ""
+                out.append(f"<p{flagged}>{html.escape(part)}</p>")
     out.append("</body></html>")
     return "\n".join(out)
 

@@ -25,6 +25,9 @@ class ApprovalSettings(StrictModel):
     required_roles: list[str] = Field(default_factory=list)
     # A staged version's approval request lapses after this many hours; stage it again to renew.
     expires_after_hours: float = Field(72.0, gt=0)
+    # The approval request flags a gate that passed with a margin below this (the distance to
+    # its threshold in the gate's own scale, 0.1: within a tenth of the threshold).
+    tight_margin: float = Field(0.1, ge=0)
 
     @model_validator(mode="after")
     def _roles_are_held(self) -> ApprovalSettings:
@@ -123,6 +126,20 @@ class DesiredStateSettings(StrictModel):
     git_commit: bool = False
 
 
+class ReadinessSettings(StrictModel):
+    """Model-aware checks before staging (delivery/readiness): compatibility and cold start."""
+
+    # CPU seconds of a fresh process, from its start until the model is loaded from the
+    # registry (interpreter, imports and download included): what a new replica costs.
+    max_load_cpu_seconds: float = Field(30.0, gt=0)
+    # Peak resident memory of that process after the warm-up requests, MiB.
+    max_resident_mb: float = Field(1024.0, gt=0)
+    # Single-row requests (the model's own input example) the fresh process must answer.
+    warmup_requests: int = Field(20, ge=1)
+    # false: a candidate may break production's clients (a planned change, announced to them).
+    require_backward_compatible: bool = True
+
+
 class DeliverySettings(StrictModel):
     staging_alias: str = "staging"
     production_alias: str = "production"
@@ -131,6 +148,7 @@ class DeliverySettings(StrictModel):
     canary: CanarySettings = Field(default_factory=CanarySettings)
     rollback: RollbackSettings = Field(default_factory=RollbackSettings)
     model_card: ModelCardSettings = Field(default_factory=ModelCardSettings)
+    readiness: ReadinessSettings = Field(default_factory=ReadinessSettings)
     staging: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     production: EnvironmentSettings = Field(
         default_factory=lambda: EnvironmentSettings(expected_requests_per_second=50.0)

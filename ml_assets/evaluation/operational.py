@@ -93,7 +93,7 @@ def measure_scoring(
             "warmup": warmup,
         }
         (workdir / _REQUEST).write_text(json.dumps(request))
-        result = _run_child(workdir, timeout_seconds)
+        result = run_child(_MODULE, workdir, _RESULT, timeout_seconds, "scoring measurement")
 
     costs = [
         ScoringCost(**figures, model_mb=path.stat().st_size / MB)
@@ -110,9 +110,12 @@ def measure_scoring(
     )
 
 
-def _run_child(workdir: Path, timeout_seconds: float) -> dict[str, Any]:
-    """Run the measuring child on `workdir`; its result, or RuntimeError with its stderr."""
-    command = [sys.executable, "-m", _MODULE, str(workdir)]
+def run_child(
+    module: str, workdir: Path, result_name: str, timeout_seconds: float, what: str
+) -> dict[str, Any]:
+    """Run `python -m <module> <workdir>` in a fresh process; the JSON it wrote to
+    `workdir/<result_name>`, or RuntimeError naming `what` with the child's stderr."""
+    command = [sys.executable, "-m", module, str(workdir)]
     # The child imports the same ml_assets as the caller, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
@@ -128,13 +131,13 @@ def _run_child(workdir: Path, timeout_seconds: float) -> dict[str, Any]:
         )
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(
-            f"scoring measurement exceeded {timeout_seconds:g} s ({' '.join(command)}); "
+            f"{what} exceeded {timeout_seconds:g} s ({' '.join(command)}); "
             f"stderr tail:\n{_tail(exc.stderr)}"
         ) from exc
-    result_path = workdir / _RESULT
+    result_path = workdir / result_name
     if done.returncode != 0 or not result_path.exists():
         raise RuntimeError(
-            f"scoring measurement failed with exit code {done.returncode} "
+            f"{what} failed with exit code {done.returncode} "
             f"({' '.join(command)}); stderr tail:\n{_tail(done.stderr)}"
         )
     return json.loads(result_path.read_text())
@@ -147,7 +150,7 @@ def _tail(stream: str | bytes | None) -> str:
     return text[-_STDERR_TAIL_CHARS:] or "<empty stderr>"
 
 
-def _rss_mb(field: str) -> float:
+def rss_mb(field: str) -> float:
     """VmRSS or VmHWM (peak) of this process from /proc; getrusage's peak elsewhere."""
     status = Path("/proc/self/status")
     if status.exists():
@@ -176,7 +179,7 @@ def _measure_in_child(workdir: Path) -> dict[str, Any]:
     from ml_assets.training.model import load_model, predict_scores
     from ml_assets.training.serving import RecordEncoder, score_record, to_records
 
-    baseline_rss_mb = _rss_mb("VmRSS")
+    baseline_rss_mb = rss_mb("VmRSS")
 
     request = json.loads((workdir / _REQUEST).read_text())
     contract = DataContract.model_validate_json((workdir / _CONTRACT).read_text())
@@ -214,7 +217,7 @@ def _measure_in_child(workdir: Path) -> dict[str, Any]:
     # The candidate alone first: its warm-up, and the peak memory of a process scoring it only.
     candidate = warm(load_model(Path(request["model_paths"][0])))
     batch_cpu_seconds(candidate)
-    peak_rss_mb = _rss_mb("VmHWM")
+    peak_rss_mb = rss_mb("VmHWM")
     models = [candidate] + [warm(load_model(Path(p))) for p in request["model_paths"][1:]]
 
     # Rounds interleaved across the models, so a slow moment of the machine hits each of them.

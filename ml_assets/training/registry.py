@@ -144,6 +144,32 @@ def download_model_file(client: MlflowClient, version: ModelVersion, target_dir:
     return path
 
 
+def model_interface(
+    client: MlflowClient, name: str, version: str, target_dir: Path
+) -> tuple[list[dict], DataContract]:
+    """What a registered version accepts: its MLflow signature's inputs (as
+    `Schema.to_dict()`) and the data contract bundled with it, fetched into `target_dir`."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    target_dir.mkdir(parents=True, exist_ok=True)
+    location = client.get_model_version_download_uri(name, version)
+    with quiet_downloads():
+        mlmodel = Path(download_artifacts(f"{location}/MLmodel", dst_path=str(target_dir)))
+        model = Model.load(str(mlmodel))
+        if model.signature is None:
+            raise ValueError(f"model version {version} of {name} has no signature")
+        artifacts = model.flavors.get("python_function", {}).get("artifacts", {})
+        if "contract" not in artifacts:
+            raise ValueError(f"model version {version} of {name} bundles no data contract")
+        contract = Path(
+            download_artifacts(
+                f"{location}/{artifacts['contract']['path']}", dst_path=str(target_dir)
+            )
+        )
+    return model.signature.inputs.to_dict(), DataContract.model_validate_json(contract.read_text())
+
+
 def load_served_model(tracking_uri: str, name: str, version: str, target_dir: Path) -> Any:
     """Version `version` of `name` as MLflow serves it: downloaded from the registry into
     `target_dir` and loaded with mlflow.pyfunc (its code, booster and contract)."""
