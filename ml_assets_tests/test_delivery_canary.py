@@ -1,13 +1,11 @@
 """The canary: rows by id, one measurement per batch, the state machine, and what it moves."""
 
 import datetime as dt
-import shutil
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from ml_assets.delivery.canary import (
     FAIL,
@@ -25,19 +23,14 @@ from ml_assets.delivery.canary import (
 )
 from ml_assets.delivery.desired_state import read_state
 from ml_assets.delivery.policy import CanarySettings
-from ml_assets.settings import DEFAULT_CONFIG
 from ml_assets.training.registry import read_audit, version_for_alias
 from ml_assets_tests.conftest import (
     START,
     Project,
     add_partitions,
+    copy_project,
     decide,
-    failed_checks,
-    ingest,
-    make_project,
-    module_isolation,
     run_job,
-    train,
 )
 
 POLICY = CanarySettings(min_rows=50, min_labelled_rows=50)
@@ -125,45 +118,10 @@ def test_the_canary_state_steps_up_aborts_and_holds():
     assert approval_refusal(passed, three_steps, False) is None
 
 
-@pytest.fixture(scope="module")
-def trained_pair(tmp_path_factory):
-    """v1 in production, v2 staged, two more batches (days 9 and 10) not yet scored; built once
-    per module and copied for each test (a test changes only files in its copy)."""
-    root = tmp_path_factory.mktemp("pair") / "p"
-    gates = yaml.safe_load(DEFAULT_CONFIG.read_text())["gates"]
-    # On ~2,000 rows two models differ by noise: the comparison with production only warns.
-    relaxed = {key: {**gates[key], "severity": "WARN"} for key in ("champion", "significance")}
-    project = make_project(root, gates=relaxed)
-    home = root.parent / "home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(str(home))
-    with module_isolation():
-        _train_pair(project, instance)
-    return root
-
-
-def _train_pair(project: Project, instance) -> None:
-    try:
-        days = project.write_days(START, 6)
-        assert ingest(project, instance, days).success
-        assert train(project, instance).success
-        assert decide(project, instance, "1", "ana", reason="first release").success
-        later = project.write_days(START + dt.timedelta(days=6), 2)
-        assert ingest(project, instance, later).success
-        second = train(project, instance)
-        assert second.success, failed_checks(second)
-        project.write_days(START + dt.timedelta(days=8), 2)
-    finally:
-        instance.dispose()
-
-
-def _copy(trained_pair, tmp_path, **canary) -> Project:
-    root = tmp_path / "p"
-    shutil.copytree(trained_pair, root)
-    config = root / "pipeline.yaml"
-    raw = yaml.safe_load(config.read_text())
-    raw["delivery"]["canary"] = {
-        **raw["delivery"]["canary"],
+def _copy(trained_pair_root, tmp_path, **delivery) -> Project:
+    """The session's trained pair (v1 in production, v2 staged, days 9 and 10 not yet scored),
+    copied for this test, with a canary policy that fits its small models."""
+    canary = {
         "steps": [0.5, 1.0],
         "min_rows": 50,
         "min_labelled_rows": 50,
@@ -172,12 +130,9 @@ def _copy(trained_pair, tmp_path, **canary) -> Project:
         # the pure tests hold the criterion to its known answers.
         "max_score_divergence": 0.9,
         "max_log_loss_increase": 0.2,
-        **canary.pop("canary", {}),
+        **delivery.pop("canary", {}),
     }
-    for key, value in canary.items():
-        raw["delivery"][key] = {**raw["delivery"][key], **value}
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return Project(root=root, config_path=config)
+    return copy_project(trained_pair_root, tmp_path / "p", canary=canary, **delivery)
 
 
 DAY_9, DAY_10 = ((START + dt.timedelta(days=n)).isoformat() for n in (8, 9))
@@ -204,9 +159,9 @@ def _canary_metadata(instance, day):
 
 
 def test_a_passing_canary_lets_production_move_by_itself_under_level_2(
-    trained_pair, tmp_path, instance
+    trained_pair_root, tmp_path, instance
 ):
-    project = _copy(trained_pair, tmp_path, production={"level": 2})
+    project = _copy(trained_pair_root, tmp_path, production={"level": 2})
     pipeline = project.pipeline
     # A row that breaks the contract is refused with its reason and never scored.
     batch = project.settings.dataset.features_dir / f"{DAY_9}.parquet"
@@ -239,9 +194,9 @@ def test_a_passing_canary_lets_production_move_by_itself_under_level_2(
 
 
 def test_a_failing_canary_withdraws_staging_and_its_approval_is_refused(
-    trained_pair, tmp_path, instance
+    trained_pair_root, tmp_path, instance
 ):
-    project = _copy(trained_pair, tmp_path, canary={"max_score_divergence": 1e-9})
+    project = _copy(trained_pair_root, tmp_path, canary={"max_score_divergence": 1e-9})
     pipeline = project.pipeline
     assert _score(project, instance, DAY_9).success
     assert _canary_metadata(instance, DAY_9)["verdict"] == "fail"
@@ -257,8 +212,10 @@ def test_a_failing_canary_withdraws_staging_and_its_approval_is_refused(
     assert "its canary failed" in failure.step_failure_data.error.message
 
 
-def test_an_inconclusive_canary_holds_until_a_person_accepts_it(trained_pair, tmp_path, instance):
-    project = _copy(trained_pair, tmp_path, canary={"min_labelled_rows": 10_000})
+def test_an_inconclusive_canary_holds_until_a_person_accepts_it(
+    trained_pair_root, tmp_path, instance
+):
+    project = _copy(trained_pair_root, tmp_path, canary={"min_labelled_rows": 10_000})
     name = project.settings.training.registered_model_name
     # The reviewer's page, written when v2 was staged: the canary has not measured yet.
     page = project.pipeline.approval_requests_dir / f"{name}-v2.md"
@@ -304,12 +261,12 @@ def test_only_a_breach_sustained_over_the_window_calls_for_rollback():
 
 
 def test_a_sustained_live_breach_rolls_back_and_one_bad_batch_does_not(
-    trained_pair, tmp_path, instance
+    trained_pair_root, tmp_path, instance
 ):
     from ml_assets.monitoring.sensors import build_performance_slo_sensor
 
     project = _copy(
-        trained_pair,
+        trained_pair_root,
         tmp_path,
         canary={"required_for_approval": False},
         rollback={"window_batches": 2, "min_labels": 50},

@@ -1,6 +1,5 @@
 """Desired state (deploy/<environment>.yaml), reconcile, drift of hand-moved aliases, rollback."""
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -20,10 +19,8 @@ from ml_assets.delivery.desired_state import (
 )
 from ml_assets.delivery.rollback import production_history, rollback_target
 from ml_assets.delivery.sensors import build_alias_drift_sensor
-from ml_assets.settings import DEFAULT_CONFIG
 from ml_assets.training.registry import read_audit, verify_audit, version_for_alias
-from ml_assets_tests.conftest import START, decide, failed_checks, ingest, make_project, run_job
-from ml_assets_tests.conftest import train as train_all
+from ml_assets_tests.conftest import copy_project, decide, run_job
 
 
 def test_replicas_are_sized_from_traffic_and_the_measured_cost():
@@ -123,26 +120,12 @@ def _production(client, name):
 
 
 @pytest.fixture
-def two_versions(tmp_path, instance):
-    """A project with v1 promoted to production and v2 staged (trained on two more days)."""
-    gates = yaml.safe_load(DEFAULT_CONFIG.read_text())["gates"]
-    # On ~2,000 rows two models differ by noise: the comparison with production only warns
-    # here (its own tests run it at ERROR); what is under test is what happens after staging.
-    relaxed = {key: {**gates[key], "severity": "WARN"} for key in ("champion", "significance")}
+def two_versions(trained_pair_root, tmp_path):
+    """A project with v1 promoted to production and v2 staged (trained on two more days): the
+    session's trained pair, copied for this test."""
     # What is under test here is the desired state and its moves, not the canary (its own
     # tests): a person may approve v2 before a canary ran.
-    delivery = {"canary": {"required_for_approval": False}}
-    project = make_project(tmp_path / "p", gates=relaxed, delivery=delivery)
-    days = project.write_days(START, 6)
-    assert ingest(project, instance, days).success
-    first = train_all(project, instance)
-    assert first.success, failed_checks(first)
-    assert decide(project, instance, "1", "ana", reason="first release").success
-    more = project.write_days(START + dt.timedelta(days=6), 2)
-    assert ingest(project, instance, more).success
-    second = train_all(project, instance)
-    assert second.success, failed_checks(second)
-    return project
+    return copy_project(trained_pair_root, tmp_path / "p", canary={"required_for_approval": False})
 
 
 def test_desired_state_rollback_and_a_hand_moved_alias(two_versions, instance):
@@ -317,5 +300,105 @@ def test_two_approvals_at_once_move_production_once(two_versions, tmp_path):
         spans.append((start, end))
     (first, second) = sorted(spans)
     assert first[1] <= second[0], spans
+    instance.dispose()
+    assert verify_audit(pipeline.audit_dir, name) == []
+
+
+def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_versions, tmp_path):
+    """Two approvals of v2 submitted at once to the real run queue (`dagster job launch`), and
+    a real `dagster-daemon run` dequeuing both together (two concurrent runs allowed): the
+    model_aliases pool holds one run's step until the other's finished, so production moves
+    once and the second run finds v2 already serving."""
+    import shutil
+    import time
+
+    from ml_assets.settings import PROJECT_ROOT
+
+    project = two_versions
+    pipeline = project.pipeline
+    client, name = pipeline.mlflow_client(), project.settings.training.registered_model_name
+    home = tmp_path / "home"
+    home.mkdir()
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    # Both runs may run at once, so only the pool (limit 1, from the project's file) keeps
+    # their alias moves apart.
+    config["concurrency"]["runs"]["max_concurrent_runs"] = 2
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    workspace = tmp_path / "workspace.yaml"
+    shutil.copyfile(PROJECT_ROOT / "workspace.yaml", workspace)
+    dg.DagsterInstance.from_config(str(home)).dispose()  # created once, before the processes
+    env = {
+        **os.environ,
+        "ML_ASSETS_CONFIG": str(project.config_path),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    bin_dir = os.path.dirname(sys.executable)
+    launch = [os.path.join(bin_dir, "dagster"), "job", "launch", "-w", str(workspace)]
+    launch += ["-j", "approval_job"]
+    for who in ("ana", "olu"):
+        decision = {"version": "2", "approver": who, "decision": "approved", "reason": "q"}
+        run_config = {"ops": {"record_decision": {"config": decision}}}
+        submitted = subprocess.run(
+            [*launch, "--config-json", json.dumps(run_config)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert submitted.returncode == 0, submitted.stderr[-2000:]
+    instance = dg.DagsterInstance.from_config(str(home))
+    queued = instance.get_runs()
+    assert [r.status for r in queued] == [dg.DagsterRunStatus.QUEUED] * 2
+    daemon = subprocess.Popen(
+        [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", str(workspace)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            runs = instance.get_runs()
+            if all(r.status in finished for r in runs):
+                break
+            assert daemon.poll() is None, daemon.stderr.read().decode()[-3000:]
+            time.sleep(1)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    runs = instance.get_runs()
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2, [
+        (r.run_id, r.status) for r in runs
+    ]
+    assert _production(client, name) == "2"
+    assert read_state(pipeline.desired_state_dir, "production").version == "2"
+    promoted = [e for e in read_audit(pipeline.audit_dir, name, "2") if e["event"] == "promoted"]
+    assert len(promoted) == 1
+    approved = [e for e in read_audit(pipeline.audit_dir, name, "2") if e["event"] == "approved"]
+    assert sorted(e["approver"] for e in approved) == ["ana", "olu"]
+    # (The enum's values are the old names, PIPELINE_START and PIPELINE_SUCCESS.)
+    RUN_START, RUN_SUCCESS = dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS
+    spans, lives = [], []
+    for record in runs:
+        events = instance.all_logs(record.run_id)
+        step = [
+            e.timestamp for e in events if e.dagster_event_type in ("STEP_START", "STEP_SUCCESS")
+        ]
+        spans.append((step[0], step[-1]))
+        life = [e.timestamp for e in events if e.dagster_event_type in (RUN_START, RUN_SUCCESS)]
+        lives.append((life[0], life[-1]))
+    (first, second) = sorted(spans)
+    assert first[1] <= second[0], spans  # the pool held the second step
+    (one, other) = sorted(lives)
+    assert other[0] < one[1], lives  # while both runs were running: the queue let both go
     instance.dispose()
     assert verify_audit(pipeline.audit_dir, name) == []
