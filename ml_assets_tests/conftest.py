@@ -160,6 +160,25 @@ def make_project(root: Path, **overrides) -> Project:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_defs_state_storage_anywhere():
+    """Dagster's "current" defs-state storage is None throughout the tests.
+
+    The project keeps no definitions state (it has no state-backed components), but loading
+    definitions asks the "current" storage for its latest state, and that context variable is
+    set by any DagsterInstance entered as a context manager and restored, when the garbage
+    collector closes such a context, to a storage whose instance may be gone: "Attempted to
+    resolve undefined DagsterInstance weakref", at a moment that depends on collection (seen
+    in test_breast_cancer, test_evaluation_checks and test_automation, each time in a step that
+    only loads definitions). Per-test and per-call resets narrowed it without closing it.
+    """
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DefsStateStorage, "get", classmethod(lambda cls: None))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _definitions_resolved_once():
     """Resolve the code location before any test instance exists; Dagster caches the result.
 
@@ -253,21 +272,26 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _own_defs_state(instance) -> Iterator[None]:
-    """The test instance's defs-state storage is the "current" one for the call. A context an
-    earlier test left open may close when the garbage collector gets to it, in the middle of a
-    later test, and restore a storage whose instance is gone ("undefined DagsterInstance
-    weakref"); each call names its own instead of trusting what the fixtures set."""
+def no_defs_state() -> Iterator[None]:
+    """No "current" defs-state storage for the call (the project keeps no definitions state).
+
+    A context an earlier test left open may close when the garbage collector gets to it, in
+    the middle of a later test, and restore a storage whose instance is gone ("Attempted to
+    resolve undefined DagsterInstance weakref", seen in test_breast_cancer,
+    test_evaluation_checks and test_automation). Naming the test instance's own storage was
+    not enough (the error came back in test_automation on 2026-12-03): with none set, loading
+    the definitions resolves no instance at all.
+    """
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
-    with set_defs_state_storage(instance.defs_state_storage):
+    with set_defs_state_storage(None):
         yield
 
 
 def run_job(job_name: str, project: Project, instance, tags: dict | None = None, run_config=None):
     """Execute one of the project's jobs on the test project's resources."""
     job = code_location().resolve_job_def(job_name)
-    with _own_defs_state(instance):
+    with no_defs_state():
         return job.execute_in_process(
             instance=instance,
             resources=project.resources,
@@ -294,7 +318,7 @@ DOWNSTREAM = [
 def ingest(project: Project, instance, days: list[str]):
     """Materialise the ingestion group and its data gates over `days` in one run."""
     add_partitions(instance, days)
-    with _own_defs_state(instance):
+    with no_defs_state():
         return dg.materialize(
             [*INGESTION, *DATA_CHECKS],
             instance=instance,
@@ -306,7 +330,7 @@ def ingest(project: Project, instance, days: list[str]):
 
 def train(project: Project, instance):
     """Materialise everything downstream of ingestion (features to staging, and drift)."""
-    with _own_defs_state(instance):
+    with no_defs_state():
         return dg.materialize(
             [*ASSETS, *CHECKS],
             selection=DOWNSTREAM,
