@@ -178,9 +178,9 @@ def approval_page(
             "Decision asked",
             [
                 decision_rows,
-                f"Approve: make approve VERSION={candidate.version} APPROVER=<you> "
-                f"REASON='...'; reject: make reject VERSION={candidate.version} "
-                "APPROVER=<you> REASON='...' (or approval_job from the Dagster launchpad).",
+                f"Approve: `make approve VERSION={candidate.version} APPROVER=<you> "
+                f"REASON='...'`; reject: `make reject VERSION={candidate.version} "
+                "APPROVER=<you> REASON='...'` (or approval_job from the Dagster launchpad).",
             ],
         ),
         ("Candidate against champion", [_metric_table(evaluation)]),
