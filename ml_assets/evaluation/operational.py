@@ -258,4 +258,8 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    code = _main(sys.argv[1:])
+    # The result is on disk: skip the interpreter's shutdown (0.3 s here, per measurement).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
