@@ -1,6 +1,7 @@
 """The canary: rows by id, one measurement per batch, the state machine, and what it moves."""
 
 import datetime as dt
+import json
 
 import dagster as dg
 import numpy as np
@@ -287,6 +288,12 @@ def test_a_sustained_live_breach_rolls_back_and_one_bad_batch_does_not(
         return sensor(context)
 
     assert _score(project, instance, DAY_9).success
+    # CBPE on production's own scores (production_performance) cannot see labels flipped
+    # upstream: its estimate stays above chance while the realized AUC collapses. (It sits
+    # well below the unflipped 0.81: this small model's scores are far from calibrated, which
+    # the test project's calibration gate allows and CBPE needs.)
+    live = json.loads((pipeline.live_dir / f"{DAY_9}.json").read_text())
+    assert live["estimated_roc_auc"] > 0.5 > live["roc_auc"], live
     assert isinstance(tick(), dg.SkipReason)  # one bad batch: no rollback
     assert _aliases(project)["production"] == "2"
     assert _score(project, instance, DAY_10).success

@@ -225,6 +225,7 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
 
     import pandas as pd
 
+    from ml_assets.monitoring.estimation import expected_roc_auc
     from ml_assets.monitoring.live import labelled_performance, sustained_breach
 
     settings = pipeline.settings
@@ -239,10 +240,18 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
     y = landed_labels(pipeline, day, predictions)
     scores = predictions["production_score"].to_numpy(dtype="float64")
     performance = labelled_performance(scores, y)
+    # Before labels land, the only view of performance: CBPE on production's own scores.
+    estimated = expected_roc_auc(scores)
     client = pipeline.mlflow_client()
     name = settings.training.registered_model_name
     reference = client.get_model_version(name, version).tags.get(TEST_AUC_TAG)
-    record = {"batch": day, "version": version, **performance, "reference_roc_auc": reference}
+    record = {
+        "batch": day,
+        "version": version,
+        **performance,
+        "estimated_roc_auc": estimated,
+        "reference_roc_auc": reference,
+    }
     pipeline.live_dir.mkdir(parents=True, exist_ok=True)
     (pipeline.live_dir / f"{day}.json").write_text(json.dumps(record, indent=1))
     breach = None
@@ -258,6 +267,11 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
             "log_loss": round(performance["log_loss"], 4)
             if performance["log_loss"] is not None
             else "not enough labels",
+            # Expected ROC AUC if the scores are calibrated on these rows (monitoring/
+            # estimation): an early warning while labels are missing, blind to concept drift.
+            "estimated_roc_auc (CBPE)": round(estimated, 4)
+            if estimated is not None
+            else "nothing to rank",
             "reference_roc_auc": float(reference) if reference is not None else "none",
             "threshold": round(float(reference) - policy.max_roc_auc_drop, 4)
             if reference is not None
