@@ -73,7 +73,7 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
 def test_training_group_stages_a_passing_candidate(project, instance):
     days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
     assert ingest(project, instance, days).success
-    result = train(project, instance)
+    result = train(project, instance, drift=True)
     assert result.success, failed_checks(result)
     mats = {
         e.materialization.asset_key.path[-1]: e.materialization.metadata

@@ -64,7 +64,7 @@ def test_drift_sensor_skips_without_report_and_within_policy(project, instance):
     skipped, _ = _sensor(drift_sensor, project, instance)
     assert "no new drift report" in skipped.skip_message
     assert ingest(project, instance, TEN_DAYS).success
-    assert train(project, instance).success
+    assert train(project, instance, drift=True).success
     calm, context = _sensor(drift_sensor, project, instance)
     assert isinstance(calm, dg.SkipReason) and "within policy" in calm.skip_message
     again, _ = _sensor(drift_sensor, project, instance, cursor=context.cursor)
