@@ -267,6 +267,17 @@ def _blocked(staged: Staged, result: dg.ExecuteInProcessResult, check: str, vers
     return checks[check]
 
 
+def _with_staging(staged: Staged, check) -> dg.ExecuteInProcessResult:
+    """`check` and staging_model, in one run."""
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=dg.AssetSelection.checks(check) | dg.AssetSelection.assets(staging_model),
+        instance=staged.instance,
+        resources=staged.project.resources,
+        raise_on_error=False,
+    )
+
+
 def _narrowed_version(staged: Staged) -> str:
     """A new registered version of v1's booster whose contract refuses what v1 accepts: region
     'central' and credit scores below 400."""
@@ -314,14 +325,7 @@ def test_a_candidate_that_breaks_production_clients_stays_off_staging(staged):
     )
     client.set_registered_model_alias(name, "production", "1")
     try:
-        result = dg.materialize(
-            [*ASSETS, *CHECKS],
-            selection=dg.AssetSelection.checks(candidate_is_backward_compatible)
-            | dg.AssetSelection.assets(staging_model),
-            instance=staged.instance,
-            resources=staged.project.resources,
-            raise_on_error=False,
-        )
+        result = _with_staging(staged, candidate_is_backward_compatible)
         check = _blocked(staged, result, "candidate_is_backward_compatible", version)
         assert check.metadata["production_version"].value == "1"
         assert check.metadata["value"].value == 2
@@ -343,14 +347,7 @@ def test_a_candidate_over_its_memory_budget_stays_off_staging(staged):
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     try:
         staged.passing.save(staged.project.pipeline.evaluation_path)
-        result = dg.materialize(
-            [*ASSETS, *CHECKS],
-            selection=dg.AssetSelection.checks(candidate_loads_cold_within_budget)
-            | dg.AssetSelection.assets(staging_model),
-            instance=staged.instance,
-            resources=staged.project.resources,
-            raise_on_error=False,
-        )
+        result = _with_staging(staged, candidate_loads_cold_within_budget)
         version = staged.passing.candidate.version
         check = _blocked(staged, result, "candidate_loads_cold_within_budget", version)
         assert check.description.startswith("peak_resident_mb = ")

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,21 +246,28 @@ def _measure_in_child(workdir: Path) -> dict[str, Any]:
     }
 
 
-def _main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m ml_assets.evaluation.operational <workdir>", file=sys.stderr)
-        return 2
-    workdir = Path(argv[0])
-    result = _measure_in_child(workdir)
-    partial = workdir / f"{_RESULT}.partial"
-    partial.write_text(json.dumps(result))
-    partial.replace(workdir / _RESULT)
-    return 0
+def child_main(module: str, result_name: str, work: Callable[[Path], dict[str, Any]]) -> None:
+    """A measuring child's entry point (`python -m <module> <workdir>`, see run_child): run
+    `work` on the workdir, write its result there atomically, and exit at once.
 
-
-if __name__ == "__main__":
-    code = _main(sys.argv[1:])
-    # The result is on disk: skip the interpreter's shutdown (0.3 s here, per measurement).
+    Exiting with os._exit skips the interpreter's shutdown once the result is on disk: nothing
+    is left to do, and exit handlers (MLflow's: 1.1 s in the cold-load child; 0.3 s here)
+    would be paid on every measurement.
+    """
+    if len(sys.argv) != 2:
+        print(f"usage: python -m {module} <workdir>", file=sys.stderr)
+        code = 2
+    else:
+        workdir = Path(sys.argv[1])
+        result = work(workdir)
+        partial = workdir / f"{result_name}.partial"
+        partial.write_text(json.dumps(result))
+        partial.replace(workdir / result_name)
+        code = 0
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    child_main(_MODULE, _RESULT, _measure_in_child)
