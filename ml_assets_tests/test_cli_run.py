@@ -49,6 +49,22 @@ def test_exit_0_when_every_gate_passes_then_1_when_a_batch_is_quarantined(tmp_pa
     # An ordinary gate failure prints no stack trace (it stays in the run's event log).
     assert "Stack Trace" not in done.stderr and "Traceback" not in done.stderr
 
+    # `make score` with no batch named takes the newest batch that passed, naming the skipped.
+    env = {**os.environ, "ML_ASSETS_CONFIG": str(project.config_path), "DAGSTER_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    scored = subprocess.run(
+        [sys.executable, "-m", "ml_assets.cli.run", "score"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    assert f"skipped batch {day}: failed raw_batches_match_schema" in scored.stderr
+    newest_passing = (START + dt.timedelta(days=7)).isoformat()
+    assert f"batch {newest_passing}: nothing scored" in scored.stdout
+
 
 def test_exit_2_on_a_configuration_error_naming_the_key(tmp_path):
     project = make_project(tmp_path / "p")

@@ -380,7 +380,8 @@ def run_delivery_job(
 
 
 def score(batch: str | None) -> int:
-    """Score one batch (default: the newest) through scoring_job."""
+    """Score one batch through scoring_job: `batch`, or the newest batch that passed every
+    blocking data gate (a quarantined or not yet judged batch is skipped, and named)."""
     import dagster as dg
 
     from ml_assets.data.assets import batch_partitions
@@ -391,7 +392,7 @@ def score(batch: str | None) -> int:
     present = list_batch_files(dataset.features_dir)
     if not present:
         raise BatchFileError(f"no batch files in {dataset.features_dir}")
-    batch = batch or max(present)
+    batch = batch or _newest_passing(dataset, sorted(present, reverse=True))
     if batch not in present:
         raise BatchFileError(f"no batch file for {batch} in {dataset.features_dir}")
     instance = dg.DagsterInstance.get()
@@ -399,6 +400,30 @@ def score(batch: str | None) -> int:
         instance.add_dynamic_partitions(batch_partitions.name, [batch])
     tags = {"ml_assets/trigger": "cli"}
     return run_delivery_job("scoring_job", None, None, tags, "scoring", partition=batch)
+
+
+def _newest_passing(dataset, newest_first: list[str]) -> str:
+    """The newest batch whose files passed every blocking data gate; each newer one is named on
+    stderr with the reason it was skipped."""
+    from ml_assets.data.batches import BatchFileError, locate_batch
+    from ml_assets.data.ledger import batch_status
+    from ml_assets.resources import PipelineResource
+
+    ledger = PipelineResource().ledger_dir
+    shown = 5
+    for n, day in enumerate(newest_first):
+        batch = locate_batch(dataset.features_dir, dataset.labels_dir, day)
+        status = batch_status(ledger, batch, BATCH_GATES)
+        if status.eligible:
+            return day
+        if n < shown:
+            print(f"skipped batch {day}: {status.reason}", file=sys.stderr)
+    more = len(newest_first) - shown
+    raise BatchFileError(
+        f"no batch in {dataset.features_dir} passed the data gates"
+        + (f" ({more} more not shown)" if more > 0 else "")
+        + "; `make run` judges them, or name one with BATCH=YYYY-MM-DD"
+    )
 
 
 def decide(version: str, approver: str, decision: str, reason: str) -> int:
