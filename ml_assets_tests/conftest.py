@@ -179,38 +179,16 @@ def _no_defs_state_storage_anywhere():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _definitions_resolved_once():
-    """Resolve the code location before any test instance exists; Dagster caches the result.
-
-    Loading definitions reads the defs-state storage of the "current" instance, a context
-    variable that executions on test instances leave pointing at an instance already disposed.
-    """
+def _definitions_resolved_once(_no_defs_state_storage_anywhere):
+    """Resolve the code location once, before any test instance exists; Dagster caches it."""
     code_location().get_repository_def()
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_defs_state():
-    """Every test starts with no "current" defs-state storage.
-
-    Entering a DagsterInstance as a context manager (Dagster does it for ephemeral instances)
-    points a context variable at that instance's defs-state storage; one that outlives its
-    instance makes later definition loads fail with "undefined DagsterInstance weakref", at a
-    moment that depends on garbage collection. Resetting it per test removes the coupling.
-    """
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        yield
 
 
 @contextlib.contextmanager
 def module_isolation() -> Iterator[None]:
-    """For a module-scoped fixture, what the function-scoped autouse fixtures give each test
-    (they run after module fixtures): no inherited tracking URI or config, and no stale
-    "current" defs-state storage left by an earlier test in this worker."""
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with pytest.MonkeyPatch.context() as env, set_defs_state_storage(None):
+    """For a module-scoped fixture, what the function-scoped autouse fixture gives each test
+    (it runs after module fixtures): no inherited tracking URI or config."""
+    with pytest.MonkeyPatch.context() as env:
         for var in ("MLFLOW_TRACKING_URI", "ML_ASSETS_CONFIG"):
             env.delenv(var, raising=False)
         yield
@@ -230,21 +208,6 @@ def project(tmp_path) -> Project:
     p = make_project(tmp_path / "project")
     p.write_days(START, 10)
     return p
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_defs_state_storage():
-    """Each test starts with no Dagster defs-state storage in context.
-
-    An instance entered as a context manager somewhere in Dagster (an ephemeral instance of a
-    built sensor context, say) sets a context variable that outlives the instance; the next
-    definitions load in the same worker then fails with "Attempted to resolve undefined
-    DagsterInstance weakref", depending on which tests that worker ran before.
-    """
-    from dagster._core.storage.defs_state.base import _current_storage
-
-    _current_storage.set(None)
-    yield
 
 
 @pytest.fixture
@@ -271,34 +234,16 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def no_defs_state() -> Iterator[None]:
-    """No "current" defs-state storage for the call (the project keeps no definitions state).
-
-    A context an earlier test left open may close when the garbage collector gets to it, in
-    the middle of a later test, and restore a storage whose instance is gone ("Attempted to
-    resolve undefined DagsterInstance weakref", seen in test_breast_cancer,
-    test_evaluation_checks and test_automation). Naming the test instance's own storage was
-    not enough (the error came back in test_automation on 2026-12-03): with none set, loading
-    the definitions resolves no instance at all.
-    """
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        yield
-
-
 def run_job(job_name: str, project: Project, instance, tags: dict | None = None, run_config=None):
     """Execute one of the project's jobs on the test project's resources."""
     job = code_location().resolve_job_def(job_name)
-    with no_defs_state():
-        return job.execute_in_process(
-            instance=instance,
-            resources=project.resources,
-            tags=tags or {},
-            run_config=run_config,
-            raise_on_error=False,
-        )
+    return job.execute_in_process(
+        instance=instance,
+        resources=project.resources,
+        tags=tags or {},
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 ASSETS = definitions.ASSETS
@@ -318,27 +263,25 @@ DOWNSTREAM = [
 def ingest(project: Project, instance, days: list[str]):
     """Materialise the ingestion group and its data gates over `days` in one run."""
     add_partitions(instance, days)
-    with no_defs_state():
-        return dg.materialize(
-            [*INGESTION, *DATA_CHECKS],
-            instance=instance,
-            resources=project.resources,
-            tags=range_tags(days[0], days[-1]),
-            raise_on_error=False,
-        )
+    return dg.materialize(
+        [*INGESTION, *DATA_CHECKS],
+        instance=instance,
+        resources=project.resources,
+        tags=range_tags(days[0], days[-1]),
+        raise_on_error=False,
+    )
 
 
 def train(project: Project, instance, *, drift: bool = False):
     """Materialise features to staging, and with `drift` the drift report too (evidently's
     report costs about 3 s per call, and only the tests of drift read it)."""
-    with no_defs_state():
-        return dg.materialize(
-            [*ASSETS, *CHECKS],
-            selection=DOWNSTREAM if drift else [a for a in DOWNSTREAM if a is not drift_report],
-            instance=instance,
-            resources=project.resources,
-            raise_on_error=False,
-        )
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=DOWNSTREAM if drift else [a for a in DOWNSTREAM if a is not drift_report],
+        instance=instance,
+        resources=project.resources,
+        raise_on_error=False,
+    )
 
 
 def decide(project: Project, instance, version: str, approver: str, **config):

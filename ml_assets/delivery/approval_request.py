@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ml_assets.delivery.canary import PASS, PASSED
 from ml_assets.delivery.model_card import FLAG, Section
 from ml_assets.evaluation.policy import GATE_METRICS, LOWER_IS_BETTER
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from ml_assets.delivery.approval import Request
     from ml_assets.delivery.canary import CanaryState, Measurement
     from ml_assets.delivery.policy import ApprovalSettings
-    from ml_assets.evaluation.evidence import Evaluation
+    from ml_assets.evaluation.evidence import Evaluation, SliceEvidence
     from ml_assets.evaluation.gates import GateDecision
 
 
@@ -53,6 +54,16 @@ def _num(value: float | None, digits: int = 4) -> str:
 def _worse_by(metric: str, candidate: float, champion: float) -> float:
     """How much worse the candidate is than the champion on `metric` (<= 0: not worse)."""
     return candidate - champion if metric in LOWER_IS_BETTER else champion - candidate
+
+
+def _tight(decision: GateDecision | None, verdict: str, tight_margin: float) -> bool:
+    """A gate that passed within `tight_margin` of its threshold."""
+    return verdict == "passed" and decision is not None and 0 <= decision.margin < tight_margin
+
+
+def _significant_drop(s: SliceEvidence) -> bool:
+    """A slice whose ROC AUC drop against the champion has its lower bound above zero."""
+    return s.champion_roc_auc is not None and s.drop_low is not None and s.drop_low > 0
 
 
 def metric_anomalies(evaluation: Evaluation) -> list[str]:
@@ -78,7 +89,7 @@ def slice_anomalies(evaluation: Evaluation) -> list[str]:
         f"against the champion's {_num(s.champion_roc_auc)}, a significant drop "
         f"(at least {_num(s.drop_low, 3)})"
         for s in evaluation.slices
-        if s.champion_roc_auc is not None and s.drop_low is not None and s.drop_low > 0
+        if _significant_drop(s)
     ]
 
 
@@ -94,7 +105,7 @@ def gate_anomalies(
             out.append(f"{name} failed at WARN severity (it does not block){reason}")
         elif verdict != "passed":
             out.append(f"{name}: {verdict}")
-        elif decision is not None and 0 <= decision.margin < tight_margin:
+        elif _tight(decision, verdict, tight_margin):
             out.append(
                 f"{name} passed with little room: margin {_num(decision.margin, 2)} "
                 f"(value {_num(decision.value)} against threshold {_num(decision.threshold)})"
@@ -113,12 +124,12 @@ def canary_anomalies(
             else []
         )
     out = []
-    if state.status != "passed":
+    if state.status != PASSED:
         out.append(f"the canary is {state.status}: {state.reason}")
     out += [
         f"canary batch {m.batch} was {m.verdict}: {m.reason}"
         for m in measurements
-        if m.verdict != "pass"
+        if m.verdict != PASS
     ]
     return out
 
@@ -238,7 +249,7 @@ def _gate_table(
     rows = [["gate", "verdict", "value", "threshold", "champion", "margin", "flag"]]
     for name, verdict in sorted(verdicts.items()):
         d = decisions.get(name)
-        tight = d is not None and verdict == "passed" and 0 <= d.margin < tight_margin
+        tight = _tight(d, verdict, tight_margin)
         flag = f"{FLAG} {verdict}" if verdict != "passed" else (f"{FLAG} tight" if tight else "")
         rows.append(
             [
@@ -257,7 +268,7 @@ def _gate_table(
 def _slice_table(evaluation: Evaluation) -> list[list[str]]:
     rows = [["slice", "rows", "candidate ROC AUC", "champion ROC AUC", "drop interval", "flag"]]
     for s in evaluation.slices:
-        significant = s.drop_low is not None and s.drop_low > 0
+        significant = _significant_drop(s)
         rows.append(
             [
                 f"{s.column}={s.value}",
@@ -288,7 +299,7 @@ def _canary_parts(
                 str(m.labelled_rows),
                 m.verdict,
                 m.reason,
-                f"{FLAG} {m.verdict}" if m.verdict != "pass" else "",
+                f"{FLAG} {m.verdict}" if m.verdict != PASS else "",
             ]
         )
     return [

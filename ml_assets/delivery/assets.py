@@ -554,7 +554,7 @@ def promote(
 
 def publish_model_card(pipeline: PipelineResource, version: str) -> Path:
     """Write the version's model card (markdown and HTML) and log both to its MLflow run."""
-    from ml_assets.delivery.model_card import card_sections, to_html, to_markdown, version_facts
+    from ml_assets.delivery.model_card import card_sections, version_facts, write_pages
     from ml_assets.training.registry import read_audit
 
     settings = pipeline.settings
@@ -563,13 +563,8 @@ def publish_model_card(pipeline: PipelineResource, version: str) -> Path:
     facts = version_facts(client, name, str(version), read_audit(pipeline.audit_dir, name))
     sections = card_sections(facts, settings.delivery.model_card)
     title = f"Model card: {name} v{version}"
-    folder = pipeline.model_cards_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    markdown = folder / f"{name}-v{version}.md"
-    markdown.write_text(to_markdown(title, sections))
-    page = markdown.with_suffix(".html")
-    page.write_text(to_html(title, sections))
-    for path in (markdown, page):
+    markdown = write_pages(pipeline.model_cards_dir, f"{name}-v{version}", title, sections)
+    for path in (markdown, markdown.with_suffix(".html")):
         client.log_artifact(facts.run_id, str(path), "model_card")
     return markdown
 
@@ -580,7 +575,7 @@ def publish_approval_request(pipeline: PipelineResource, version: str) -> dict[s
     from ml_assets.delivery.approval import request_state
     from ml_assets.delivery.approval_request import approval_page
     from ml_assets.delivery.canary import canary_state, load_measurements
-    from ml_assets.delivery.model_card import to_html, to_markdown, version_facts
+    from ml_assets.delivery.model_card import version_facts, write_pages
     from ml_assets.evaluation.gates import decide_all
     from ml_assets.training.registry import read_audit
 
@@ -613,18 +608,14 @@ def publish_approval_request(pipeline: PipelineResource, version: str) -> dict[s
         if serving is not None and str(serving.version) != str(version)
         else None,
     )
-    folder = pipeline.approval_requests_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    markdown = folder / f"{name}-v{version}.md"
-    text = to_markdown(page.title, page.sections)
-    markdown.write_text(text)
-    html = markdown.with_suffix(".html")
-    html.write_text(to_html(page.title, page.sections))
+    markdown = write_pages(
+        pipeline.approval_requests_dir, f"{name}-v{version}", page.title, page.sections
+    )
     return {
-        "approval_request": dg.MetadataValue.path(str(html)),
+        "approval_request": dg.MetadataValue.path(str(markdown.with_suffix(".html"))),
         "anomalies": len(page.anomalies),
         # The whole page, rendered in the asset's metadata: the reviewer's view in the UI.
-        "approval_request_page": dg.MetadataValue.md(text),
+        "approval_request_page": dg.MetadataValue.md(markdown.read_text()),
     }
 
 

@@ -297,6 +297,15 @@ def to_html(title: str, sections: list[Section]) -> str:
     return "\n".join(out)
 
 
+def write_pages(folder: Path, stem: str, title: str, sections: list[Section]) -> Path:
+    """`folder/<stem>.md` and `.html` of the page; the markdown's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown = folder / f"{stem}.md"
+    markdown.write_text(to_markdown(title, sections))
+    markdown.with_suffix(".html").write_text(to_html(title, sections))
+    return markdown
+
+
 def lineage(facts: VersionFacts) -> str:
     """The chain from a version's deployments back to its data files and code commit."""
     tags, window = facts.tags, facts.window

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,9 +169,6 @@ class ColdLoad:
     first_request_ms: float  # CPU time of the first request (lazy initialisation shows here)
     warm_p50_ms: float  # median CPU time of the requests after the first
     example_rows: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def cold_load_criteria(load: ColdLoad, policy: ReadinessSettings) -> list[Criterion]:
