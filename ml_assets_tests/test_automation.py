@@ -5,10 +5,13 @@ import json
 
 import dagster as dg
 
+from ml_assets.features.assets import reference_profile, training_dataset
+from ml_assets.monitoring.assets import drift_report
 from ml_assets.monitoring.sensors import build_gate_history_schedule
 from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import load_settings
-from ml_assets_tests.conftest import START, ingest, train
+from ml_assets.training.assets import candidate_model
+from ml_assets_tests.conftest import ASSETS, CHECKS, START, ingest
 
 SETTINGS = load_settings()
 SENSORS, SCHEDULES = build_automation(SETTINGS)
@@ -25,6 +28,17 @@ def _sensor(sensor, project, instance, cursor=None):
         instance=instance, resources={"pipeline": project.pipeline}, cursor=cursor
     )
     return sensor(context), context
+
+
+def _materialize(project, instance, *assets):
+    """The training window and reference profile, then `assets` (no evaluation: the sensors
+    read only these assets' metadata)."""
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=[training_dataset, reference_profile, *assets],
+        instance=instance,
+        resources=project.resources,
+    )
 
 
 def _schedule(project, instance):
@@ -64,7 +78,7 @@ def test_drift_sensor_skips_without_report_and_within_policy(project, instance):
     skipped, _ = _sensor(drift_sensor, project, instance)
     assert "no new drift report" in skipped.skip_message
     assert ingest(project, instance, TEN_DAYS).success
-    assert train(project, instance, drift=True).success
+    assert _materialize(project, instance, drift_report).success
     calm, context = _sensor(drift_sensor, project, instance)
     assert isinstance(calm, dg.SkipReason) and "within policy" in calm.skip_message
     again, _ = _sensor(drift_sensor, project, instance, cursor=context.cursor)
@@ -73,12 +87,9 @@ def test_drift_sensor_skips_without_report_and_within_policy(project, instance):
 
 def test_drift_sensor_requests_retraining_with_evidence(project, instance):
     assert ingest(project, instance, TEN_DAYS).success
-    assert train(project, instance).success
+    assert _materialize(project, instance).success
     drifted = project.write_days(dt.date(2026, 1, 11), 1, scenario="covariate_drift", rows=1000)
     assert ingest(project, instance, drifted).success  # drifted data is valid data
-    from ml_assets.monitoring.assets import drift_report
-    from ml_assets_tests.conftest import ASSETS
-
     assert dg.materialize(
         ASSETS, selection=[drift_report], instance=instance, resources=project.resources
     ).success
@@ -97,7 +108,7 @@ def test_schedule_retrains_only_on_new_passing_data(project, instance):
     first = _schedule(project, instance)
     (request,) = first.run_requests
     assert request.tags["ml_assets/trigger"] == "schedule"
-    assert train(project, instance).success
+    assert _materialize(project, instance, candidate_model).success
     assert "no new passing batch" in _schedule(project, instance).skip_message
     # A batch that fails its gate is not new data: the schedule still has nothing to do.
     bad = project.write_days(dt.date(2026, 1, 11), 1, scenario="schema_corruption")

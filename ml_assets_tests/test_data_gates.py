@@ -114,7 +114,7 @@ def test_bad_batch_is_stopped_by_its_gate(tmp_path, instance, scenario, gate, ev
 
 
 def test_shift_is_flagged_not_quarantined_under_the_default_warn(tmp_path, instance):
-    project = _baseline(tmp_path, instance, strict=False)
+    project = _baseline(tmp_path, instance, strict=False, model=False)
     (day,) = project.write_days(NEW_DAY, 1, scenario="covariate_drift", rows=2000)
     result = ingest(project, instance, [day])
     assert result.success  # WARN does not block the run
@@ -182,20 +182,20 @@ def test_extreme_shifts_are_errors_under_the_default_warn(
 
 
 def test_fixed_file_comes_back_after_rematerialising(tmp_path, instance):
-    project = _baseline(tmp_path, instance)
+    project = _baseline(tmp_path, instance, model=False)
     (day,) = project.write_days(NEW_DAY, 1, scenario="schema_corruption", rows=300)
     assert not ingest(project, instance, [day]).success
     project.write_days(NEW_DAY, 1, rows=300)  # the corrected delivery replaces the file
     result = ingest(project, instance, [day])
     assert result.success
-    assert train(project, instance).success
+    assert _window(project, instance).success
     window = json.loads((project.pipeline.features_dir / "training_window.json").read_text())
     assert day in window["days"] and day not in window["excluded"]
     assert (project.pipeline.quarantine_dir / day).exists()  # the evidence is kept
 
 
 def test_future_timestamps_are_stopped(tmp_path, instance):
-    project = _baseline(tmp_path, instance)
+    project = _baseline(tmp_path, instance, model=False)
     (day,) = project.write_days(NEW_DAY, 1, rows=300)
     path = project.settings.dataset.features_dir / f"{day}.parquet"
     frame = pd.read_parquet(path)
@@ -257,13 +257,17 @@ def test_coarse_rows_that_repeat_by_chance_do_not_block(tmp_path, instance):
 
 
 def test_too_few_labels_per_class_blocks_training(tmp_path, instance):
-    project = _baseline(tmp_path, instance)
+    project = _baseline(tmp_path, instance, model=False)
     before = _state(project)
     strict = make_project(tmp_path / "p", validation={**STRICT, "min_labels_per_class": 100_000})
     result = train(strict, instance)
     check = _evaluation(result, "training_dataset_has_enough_labels_per_class")
     assert not check.passed and check.metadata["threshold"].value == 100_000
-    assert _state(project) == before
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert "candidate_model" not in materialized
+    assert _state(project) == before  # no model version registered, no alias
 
 
 def test_window_leak_blocks_training_when_batches_only_warn(tmp_path, instance):

@@ -8,7 +8,7 @@ import pytest
 from ml_assets.delivery.approval import Refused, check_decision, request_state
 from ml_assets.delivery.policy import ApprovalSettings
 from ml_assets.training.registry import read_audit, verify_audit, version_for_alias
-from ml_assets_tests.conftest import START, decide, failed_checks, ingest, make_project, train
+from ml_assets_tests.conftest import copy_project, decide
 
 T0 = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 TEAM = {"ana": {"roles": ["data_science"]}, "olu": {"roles": ["operations"]}}
@@ -68,13 +68,21 @@ def _production_materializations(instance):
     return instance.fetch_materializations(dg.AssetKey("production_model"), limit=10).records
 
 
-def test_approval_job_moves_production_only_when_the_policy_is_met(tmp_path, instance):
-    two_person = {"approval": {**TWO_PERSON.model_dump(), "approvers": TEAM}}
-    project = make_project(tmp_path / "p", delivery=two_person)
-    days = project.write_days(START, 6)
-    assert ingest(project, instance, days).success
-    trained = train(project, instance)
-    assert trained.success, failed_checks(trained)
+def _pair(trained_pair_root, tmp_path, **approval):
+    """The session's trained pair (v1 in production, v2 staged), copied, under `approval`; the
+    canary has its own tests, so approving v2 does not wait for one here."""
+    return copy_project(
+        trained_pair_root,
+        tmp_path / "p",
+        approval={"approvers": TEAM, **approval},
+        canary={"required_for_approval": False},
+    )
+
+
+def test_approval_job_moves_production_only_when_the_policy_is_met(
+    trained_pair_root, tmp_path, instance
+):
+    project = _pair(trained_pair_root, tmp_path, **TWO_PERSON.model_dump(exclude={"approvers"}))
     client, name = project.pipeline.mlflow_client(), project.settings.training.registered_model_name
 
     def production():
@@ -82,44 +90,39 @@ def test_approval_job_moves_production_only_when_the_policy_is_met(tmp_path, ins
         return str(held.version) if held else None
 
     def events():
-        return [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")]
+        return [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "2")]
 
-    stranger = decide(project, instance, "1", "mallory")
-    assert not stranger.success and production() is None
+    stranger = decide(project, instance, "2", "mallory")
+    assert not stranger.success and production() == "1"
     assert not _production_materializations(instance)  # the asset shows no failed move
-    first = decide(project, instance, "1", "ana")
-    assert first.success and production() is None
+    first = decide(project, instance, "2", "ana")
+    assert first.success and production() == "1"
     assert "needs: " in first.output_for_node("record_decision")
-    assert decide(project, instance, "1", "ana").success  # twice: nothing changes
+    assert decide(project, instance, "2", "ana").success  # twice: nothing changes
     assert events() == ["registered", "staged", "approved"]
-    second = decide(project, instance, "1", "olu", reason="ops review")
-    assert second.success and production() == "1"
+    second = decide(project, instance, "2", "olu", reason="ops review")
+    assert second.success and production() == "2"
     (moved,) = _production_materializations(instance)
     assert moved.asset_materialization.metadata["approvers"].value == "ana, olu"
-    assert decide(project, instance, "1", "olu").success  # already serving: nothing changes
+    assert decide(project, instance, "2", "olu").success  # already serving: nothing changes
     assert events() == ["registered", "staged", "approved", "approved", "promoted"]
-    assert client.get_model_version(name, "1").tags["approved_by"] == "ana, olu"
+    assert client.get_model_version(name, "2").tags["approved_by"] == "ana, olu"
     # A rejection closes the request: later approvals are refused; production keeps serving.
-    assert not decide(project, instance, "1", "ana", decision="rejected").success  # no reason
-    assert decide(project, instance, "1", "olu", decision="rejected", reason="incident").success
-    refused = decide(project, instance, "1", "ana")
-    assert not refused.success and production() == "1"
+    assert not decide(project, instance, "2", "ana", decision="rejected").success  # no reason
+    assert decide(project, instance, "2", "olu", decision="rejected", reason="incident").success
+    refused = decide(project, instance, "2", "ana")
+    assert not refused.success and production() == "2"
     assert len(_production_materializations(instance)) == 1
     assert verify_audit(project.pipeline.audit_dir, name) == []
 
 
-def test_an_expired_request_is_refused(tmp_path, instance):
-    brief = {"approval": {"approvers": TEAM, "expires_after_hours": 0.0001}}  # 0.36 s
-    project = make_project(tmp_path / "p", delivery=brief)
-    days = project.write_days(START, 6)
-    assert ingest(project, instance, days).success
-    assert train(project, instance).success
-    import time
-
-    time.sleep(1.0)
-    expired = decide(project, instance, "1", "ana")
+def test_an_expired_request_is_refused(trained_pair_root, tmp_path, instance):
+    # v2 was staged when the pair was built, longer ago than 0.36 s.
+    project = _pair(trained_pair_root, tmp_path, expires_after_hours=0.0001)
+    expired = decide(project, instance, "2", "ana")
     assert not expired.success
     failure = next(e for e in expired.all_events if e.is_step_failure)
     assert "the request expired" in failure.step_failure_data.error.message
     name = project.settings.training.registered_model_name
-    assert version_for_alias(project.pipeline.mlflow_client(), name, "production") is None
+    held = version_for_alias(project.pipeline.mlflow_client(), name, "production")
+    assert str(held.version) == "1"  # production keeps serving v1
