@@ -43,7 +43,7 @@ from ml_assets.retraining.jobs import (
     training_job,
 )
 from ml_assets.retraining.sensors import build_automation
-from ml_assets.settings import load_settings
+from ml_assets.settings import SettingsError, load_settings
 from ml_assets.training import checks as training_checks
 from ml_assets.training.assets import candidate_model
 
@@ -101,7 +101,26 @@ def _referenced(spec: dg.AssetSpec) -> dg.AssetSpec:
 def defs() -> dg.Definitions:
     """The code location, with sensor and schedule cadence from pipeline.yaml."""
     settings = load_settings()
+    cadence = settings.schedules
+    interval, running = cadence.sensor_interval_seconds, cadence.running
     sensors, schedules = build_automation(settings)
+    sensors = [
+        *sensors,
+        build_alias_drift_sensor(interval, running),
+        build_scoring_automation_sensor(interval, running),
+        build_performance_slo_sensor(interval, running),
+    ]
+    schedules = [
+        *schedules,
+        build_gate_history_schedule(cadence.gate_history_cron, cadence.timezone, running),
+    ]
+    known = {a.name for a in (*sensors, *schedules)}
+    unknown = sorted(set(running) - known)
+    if unknown:
+        raise SettingsError(
+            f"{settings.source}: schedules.running names {unknown}, which is no sensor or "
+            f"schedule of this code location; known: {sorted(known)}"
+        )
 
     # Owners come from pipeline.yaml; each asset's definition links to its source in the UI.
     def owned(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -115,18 +134,8 @@ def defs() -> dg.Definitions:
         assets=assets,
         asset_checks=CHECKS,
         jobs=JOBS,
-        sensors=[
-            *sensors,
-            build_alias_drift_sensor(settings.schedules.sensor_interval_seconds),
-            build_scoring_automation_sensor(settings.schedules.sensor_interval_seconds),
-            build_performance_slo_sensor(settings.schedules.sensor_interval_seconds),
-        ],
-        schedules=[
-            *schedules,
-            build_gate_history_schedule(
-                settings.schedules.gate_history_cron, settings.schedules.timezone
-            ),
-        ],
+        sensors=sensors,
+        schedules=schedules,
         resources={"pipeline": PipelineResource(), "mlflow": mlflow_tracking},
         # Measured: the multiprocess executor costs 2 s or more per step here; steps are short.
         executor=dg.in_process_executor,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -38,3 +38,12 @@ def markdown_table(
     if len(frame) > max_rows:
         text += f"\n\n… and {len(frame) - max_rows} more row(s), not shown"
     return dg.MetadataValue.md(text)
+
+
+# Whether each sensor and schedule starts RUNNING is pipeline.yaml's `schedules.running`.
+def sensor_status(name: str, running: Collection[str]) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if name in running else dg.DefaultSensorStatus.STOPPED
+
+
+def schedule_status(name: str, running: Collection[str]) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if name in running else dg.DefaultScheduleStatus.STOPPED

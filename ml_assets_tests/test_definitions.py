@@ -65,6 +65,7 @@ SNAPSHOT = {
         "alias_drift_sensor",
         "drift_sensor",
         "new_batch_sensor",
+        "performance_decay_sensor",
         "performance_slo_sensor",
         "scoring_automation_sensor",
     ],
@@ -128,7 +129,7 @@ def test_the_ui_shows_kinds_owners_stages_code_and_descriptions():
         *repository.sensor_defs,
         *repository.schedule_defs,
     ]
-    assert len(named) == 16
+    assert len(named) == 17
     for definition in named:
         assert definition.description, definition.name
 

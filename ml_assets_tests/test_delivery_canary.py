@@ -243,19 +243,19 @@ def _live(batch, auc, labelled=500, version="2"):
 
 def test_only_a_breach_sustained_over_the_window_calls_for_rollback():
     from ml_assets.delivery.policy import RollbackSettings
-    from ml_assets.monitoring.live import labelled_performance, sustained_breach
+    from ml_assets.monitoring.live import labelled_performance, rollback_breach
 
     policy = RollbackSettings(max_roc_auc_drop=0.05, window_batches=3, min_labels=200)
     bad = [_live("2026-01-01", 0.70), _live("2026-01-02", 0.71), _live("2026-01-03", 0.69)]
-    breach = sustained_breach(bad, "2", 0.80, policy)  # threshold 0.75
+    breach = rollback_breach(bad, "2", 0.80, policy)  # threshold 0.75
     assert breach is not None and breach.batches == ("2026-01-01", "2026-01-02", "2026-01-03")
     assert "3 labelled batches in a row" in breach.reason
-    assert sustained_breach(bad[:2], "2", 0.80, policy) is None  # not yet the window
+    assert rollback_breach(bad[:2], "2", 0.80, policy) is None  # not yet the window
     recovered = [*bad[:2], _live("2026-01-03", 0.78)]
-    assert sustained_breach(recovered, "2", 0.80, policy) is None
+    assert rollback_breach(recovered, "2", 0.80, policy) is None
     thin = [*bad[:2], _live("2026-01-03", 0.5, labelled=50)]  # too few labels: does not count
-    assert sustained_breach(thin, "2", 0.80, policy) is None
-    assert sustained_breach(bad, "3", 0.80, policy) is None  # another version's batches
+    assert rollback_breach(thin, "2", 0.80, policy) is None
+    assert rollback_breach(bad, "3", 0.80, policy) is None  # another version's batches
     perfect = labelled_performance(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, np.nan]))
     expected = -(np.log(0.9) + np.log(0.8) + np.log(0.8)) / 3  # 0.1839
     assert perfect == {"labelled_rows": 3, "roc_auc": 1.0, "log_loss": pytest.approx(expected)}

@@ -1,17 +1,23 @@
 """Delivery sensors: drift between the desired state in deploy/ and MLflow's aliases."""
 
+from collections.abc import Collection
+
 import dagster as dg
 
 from ml_assets.delivery.jobs import reconcile_job
+from ml_assets.metadata import sensor_status
 from ml_assets.resources import PipelineResource
 
 
-def build_alias_drift_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def build_alias_drift_sensor(
+    interval_seconds: int, running: Collection[str] = ()
+) -> dg.SensorDefinition:
     """The sensor that launches reconcile_job when an alias differs from its desired state."""
 
     @dg.sensor(
         job=reconcile_job,
         minimum_interval_seconds=interval_seconds,
+        default_status=sensor_status("alias_drift_sensor", running),
         description=(
             "Launches reconcile_job when an MLflow alias differs from deploy/<environment>.yaml "
             "(an alias moved by hand in the MLflow UI, or a move that a crash cut short)."

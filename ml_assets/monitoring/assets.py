@@ -1,5 +1,6 @@
 """Monitoring: drift of the newest passing batch, and gate hygiene from past check evaluations."""
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -54,10 +55,17 @@ def drift_report(
         dataset.feature_columns,
         drifted_share_threshold=settings.drift.drifted_columns_share,
         html_path=html,
+        policy=settings.drift,
     )
+    # The reference is the training window's sample: its data version names it, so a drift
+    # sensor counts only the reports measured against the current reference.
+    reference_version = json.loads(pipeline.training_window_path.read_text())["data_version"]
+    methods = sorted({str(score["method"]) for score in summary.column_scores.values()})
     return dg.MaterializeResult(
         metadata={
             "batch": day,
+            "reference_version": reference_version,
+            "methods": ", ".join(methods),
             "drifted_share": summary.drifted_share,
             "drifted_columns": summary.drifted_columns,
             "columns": summary.columns,
@@ -221,12 +229,10 @@ def gate_history(
 )
 def production_performance(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     """Production's live ROC AUC and log loss on a batch's labelled rows, against its test AUC."""
-    import json
-
     import pandas as pd
 
     from ml_assets.monitoring.estimation import expected_roc_auc
-    from ml_assets.monitoring.live import labelled_performance, sustained_breach
+    from ml_assets.monitoring.live import labelled_performance, rollback_breach
 
     settings = pipeline.settings
     policy = settings.delivery.rollback
@@ -249,6 +255,7 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
         "batch": day,
         "version": version,
         **performance,
+        "scored_rows": len(scores),
         "estimated_roc_auc": estimated,
         "reference_roc_auc": reference,
     }
@@ -257,7 +264,7 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
     breach = None
     if reference is not None:
         records = [json.loads(p.read_text()) for p in pipeline.live_dir.glob("*.json")]
-        breach = sustained_breach(records, version, float(reference), policy)
+        breach = rollback_breach(records, version, float(reference), policy)
     auc = performance["roc_auc"]
     yield dg.MaterializeResult(
         metadata={

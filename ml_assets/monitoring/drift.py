@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ml_assets.monitoring.policy import DriftSettings
+
 
 @dataclass(frozen=True)
 class DriftSummary:
@@ -44,15 +46,29 @@ def measure_drift(
     *,
     drifted_share_threshold: float,
     html_path: Path | None = None,
+    policy: DriftSettings | None = None,
 ) -> DriftSummary:
-    """Run evidently's DataDriftPreset on `columns`; optionally save the HTML report."""
+    """Run evidently's DataDriftPreset on `columns` with the policy's per-column methods and
+    thresholds (evidently's size-based choice where the policy names none); optionally save
+    the HTML report."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     missing = [c for c in columns if c not in current.columns]
     if missing:
         raise KeyError(f"current batch lacks drift column(s) {missing}")
-    report = Report([DataDriftPreset(columns=columns, drift_share=drifted_share_threshold)])
+    methods = {}
+    if policy is not None:
+        methods = {
+            "num_method": policy.numeric_method,
+            "cat_method": policy.categorical_method,
+            "num_threshold": policy.numeric_threshold,
+            "cat_threshold": policy.categorical_threshold,
+            "per_column_threshold": dict(policy.column_thresholds) or None,
+        }
+    report = Report(
+        [DataDriftPreset(columns=columns, drift_share=drifted_share_threshold, **methods)]
+    )
     snapshot = report.run(current_data=current[columns], reference_data=reference[columns])
     if html_path is not None:
         html_path.parent.mkdir(parents=True, exist_ok=True)

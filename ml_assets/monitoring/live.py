@@ -3,7 +3,8 @@
 A batch's performance is production's ROC AUC and log loss on the batch's rows whose labels
 have landed. A breach is sustained when the newest `window_batches` batches with enough labels
 all fall more than `max_roc_auc_drop` below the AUC the serving version had on its test rows:
-one noisy batch never rolls production back.
+one noisy batch never rolls production back. The same rule, with retraining's own policy, on
+the realized AUC or on its CBPE estimate, requests a retrain (retraining/sensors).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def labelled_performance(scores: np.ndarray, labels: np.ndarray) -> dict[str, fl
     }
 
 
+# What a breach is measured on: a record's field, the field counting its rows, and its name.
+REALIZED = ("roc_auc", "labelled_rows", "live ROC AUC")
+ESTIMATED = ("estimated_roc_auc", "scored_rows", "estimated ROC AUC (CBPE)")
+
+
 @dataclass(frozen=True)
 class Breach:
     version: str
@@ -39,42 +45,68 @@ class Breach:
     values: tuple[float, ...]
     threshold: float
     reference: float
+    measure: str = REALIZED[2]
 
     @property
     def reason(self) -> str:
         shown = ", ".join(f"{b}: {v:.3f}" for b, v in zip(self.batches, self.values, strict=True))
+        kind = "labelled" if self.measure == REALIZED[2] else "scored"
         return (
-            f"v{self.version}'s live ROC AUC below {self.threshold:.3f} (test AUC "
-            f"{self.reference:.3f} minus the tolerated drop) on {len(self.batches)} labelled "
+            f"v{self.version}'s {self.measure} below {self.threshold:.3f} (test AUC "
+            f"{self.reference:.3f} minus the tolerated drop) on {len(self.batches)} {kind} "
             f"batches in a row ({shown})"
         )
 
 
 def sustained_breach(
-    records: Sequence[Mapping], version: str, reference_auc: float, policy: RollbackSettings
+    records: Sequence[Mapping],
+    version: str,
+    reference_auc: float,
+    *,
+    max_drop: float,
+    window_batches: int,
+    min_rows: int,
+    measure: tuple[str, str, str] = REALIZED,
 ) -> Breach | None:
-    """The breach of `version` over its newest labelled batches, or None.
+    """The breach of `version` over its newest `window_batches` batches, or None.
 
-    `records` are per-batch performance records (batch, version, labelled_rows, roc_auc), any
-    order; only the version's batches with at least `min_labels` labelled rows count."""
-    threshold = reference_auc - policy.max_roc_auc_drop
+    `records` are per-batch performance records (batch, version, and the `measure`'s value and
+    row count), any order; only the version's batches with a value and at least `min_rows` rows
+    count. Rollback reads the realized AUC; retraining reads it or the CBPE estimate."""
+    field, count, name = measure
+    threshold = reference_auc - max_drop
     mine = sorted(
         (
             r
             for r in records
             if str(r["version"]) == str(version)
-            and r["roc_auc"] is not None
-            and r["labelled_rows"] >= policy.min_labels
+            and r.get(field) is not None
+            and r.get(count, 0) >= min_rows
         ),
         key=lambda r: r["batch"],
     )
-    window = mine[-policy.window_batches :]
-    if len(window) < policy.window_batches or any(r["roc_auc"] >= threshold for r in window):
+    window = mine[-window_batches:]
+    if len(window) < window_batches or any(r[field] >= threshold for r in window):
         return None
     return Breach(
         str(version),
         tuple(r["batch"] for r in window),
-        tuple(float(r["roc_auc"]) for r in window),
+        tuple(float(r[field]) for r in window),
         threshold,
         reference_auc,
+        name,
+    )
+
+
+def rollback_breach(
+    records: Sequence[Mapping], version: str, reference_auc: float, policy: RollbackSettings
+) -> Breach | None:
+    """The sustained breach of the live AUC that rolls production back (delivery.rollback)."""
+    return sustained_breach(
+        records,
+        version,
+        reference_auc,
+        max_drop=policy.max_roc_auc_drop,
+        window_batches=policy.window_batches,
+        min_rows=policy.min_labels,
     )

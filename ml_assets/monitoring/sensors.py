@@ -1,16 +1,22 @@
 """Monitoring automation: gate-history reviews, scoring each batch, the live-performance SLO."""
 
+from collections.abc import Collection
+
 import dagster as dg
 
 from ml_assets.delivery.jobs import rollback_job
+from ml_assets.metadata import schedule_status, sensor_status
 from ml_assets.monitoring.jobs import gate_history_job
 from ml_assets.resources import PipelineResource
 
 
-def build_gate_history_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
+def build_gate_history_schedule(
+    cron: str, timezone: str, running: Collection[str] = ()
+) -> dg.ScheduleDefinition:
     """gate_history_job on `cron` (pipeline.yaml: schedules.gate_history_cron)."""
     return dg.ScheduleDefinition(
         name="gate_history_schedule",
+        default_status=schedule_status("gate_history_schedule", running),
         job=gate_history_job,
         cron_schedule=cron,
         execution_timezone=timezone,
@@ -21,7 +27,9 @@ def build_gate_history_schedule(cron: str, timezone: str) -> dg.ScheduleDefiniti
 SLO_SENSOR = "performance_slo_sensor"
 
 
-def build_scoring_automation_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def build_scoring_automation_sensor(
+    interval_seconds: int, running: Collection[str] = ()
+) -> dg.SensorDefinition:
     """Evaluates the automation conditions of the per-batch scoring assets: a batch is scored
     once it is ingested, and measured again once its labels land."""
     from ml_assets.delivery.assets import batch_predictions, canary_analysis
@@ -31,6 +39,7 @@ def build_scoring_automation_sensor(interval_seconds: int) -> dg.SensorDefinitio
         "scoring_automation_sensor",
         target=dg.AssetSelection.assets(batch_predictions, canary_analysis, production_performance),
         minimum_interval_seconds=interval_seconds,
+        default_status=sensor_status("scoring_automation_sensor", running),
         description=(
             "Scores each batch with production and the canary once it is ingested, and "
             "measures the canary and production's live performance again when its labels land."
@@ -38,13 +47,16 @@ def build_scoring_automation_sensor(interval_seconds: int) -> dg.SensorDefinitio
     )
 
 
-def build_performance_slo_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def build_performance_slo_sensor(
+    interval_seconds: int, running: Collection[str] = ()
+) -> dg.SensorDefinition:
     """Rolls production back when its live performance breaches the SLO over the window."""
 
     @dg.sensor(
         name=SLO_SENSOR,
         job=rollback_job,
         minimum_interval_seconds=interval_seconds,
+        default_status=sensor_status(SLO_SENSOR, running),
         description=(
             "Rolls production back when its live ROC AUC stays below its test AUC minus the "
             "tolerated drop on delivery.rollback.window_batches labelled batches in a row."
@@ -54,7 +66,7 @@ def build_performance_slo_sensor(interval_seconds: int) -> dg.SensorDefinition:
         import json
 
         from ml_assets.delivery.assets import TEST_AUC_TAG
-        from ml_assets.monitoring.live import sustained_breach
+        from ml_assets.monitoring.live import rollback_breach
         from ml_assets.training.registry import version_for_alias
 
         settings = pipeline.settings
@@ -73,7 +85,7 @@ def build_performance_slo_sensor(interval_seconds: int) -> dg.SensorDefinition:
         records = (
             [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
         )
-        breach = sustained_breach(records, str(serving.version), float(reference), policy)
+        breach = rollback_breach(records, str(serving.version), float(reference), policy)
         if breach is None:
             return dg.SkipReason(f"v{serving.version} meets its live-performance SLO")
         config = {

@@ -17,6 +17,34 @@ class ScheduleSettings(StrictModel):
     gate_history_cron: str = "0 6 * * *"
     timezone: str = "UTC"
     sensor_interval_seconds: int = Field(60, ge=5)
+    # The sensors and schedules that start RUNNING when the daemon first sees them; every other
+    # one starts STOPPED (turn it on in the UI, or list it here). Names are checked when the
+    # definitions load.
+    running: list[str] = Field(default_factory=list)
+
+
+class PerformanceTrigger(StrictModel):
+    """Retrain when production's ROC AUC stays more than `max_roc_auc_drop` below the AUC its
+    version had on its test rows, on `window_batches` batches in a row with at least
+    `min_rows` rows each (labelled rows for the realized AUC, scored rows for the estimate)."""
+
+    retrain: bool
+    max_roc_auc_drop: float = Field(0.03, gt=0, le=1)
+    window_batches: int = Field(3, ge=1)
+    min_rows: int = Field(200, ge=10)
+
+
+class RetrainingSettings(StrictModel):
+    # Realized: production's ROC AUC on each batch's labelled rows, once its labels landed.
+    realized_performance: PerformanceTrigger = Field(
+        default_factory=lambda: PerformanceTrigger(retrain=True)
+    )
+    # Estimated (CBPE, monitoring/estimation): the ROC AUC production's scores imply if they
+    # are calibrated, before any label lands. Blind to concept drift and fooled by a model that
+    # is no longer calibrated, so by default it only warns (retrain: false).
+    estimated_performance: PerformanceTrigger = Field(
+        default_factory=lambda: PerformanceTrigger(retrain=False)
+    )
 
 
 # Gate verdicts (delivery.assets.gate_verdicts) that are settled: anything else (errored, never

@@ -12,7 +12,7 @@ from ml_assets.data.assets import batch_partitions
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import contiguous_ranges, needs_validation, plan_window
-from ml_assets.metadata import EVIDENCE_TAG, TRIGGER_TAG
+from ml_assets.metadata import EVIDENCE_TAG, TRIGGER_TAG, schedule_status, sensor_status
 from ml_assets.monitoring.assets import drift_report
 from ml_assets.resources import PipelineResource
 from ml_assets.retraining.jobs import ingestion_job, training_job
@@ -27,6 +27,20 @@ def evidence_tags(trigger: str, evidence: dict) -> dict[str, str]:
     return {TRIGGER_TAG: trigger, EVIDENCE_TAG: json.dumps(evidence, sort_keys=True, default=str)}
 
 
+# Drift reports the drift sensor reads per tick: enough for any sensible consecutive_batches.
+DRIFT_HISTORY = 100
+
+
+def _values(materialization: dg.AssetMaterialization) -> dict:
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def _latest_window_end(instance: dg.DagsterInstance) -> str | None:
+    """The newest batch the latest trained model learned from (None before any model)."""
+    latest = latest_metadata(instance, candidate_model)
+    return latest[1].get("window_end") if latest else None
+
+
 def latest_metadata(
     instance: dg.DagsterInstance, asset: dg.AssetsDefinition
 ) -> tuple[int, dict] | None:
@@ -35,8 +49,7 @@ def latest_metadata(
     if not records:
         return None
     materialization = records[0].asset_materialization
-    values = {k: v.value for k, v in (materialization.metadata if materialization else {}).items()}
-    return records[0].storage_id, values
+    return records[0].storage_id, _values(materialization) if materialization else {}
 
 
 def ingestion_requests(
@@ -77,10 +90,12 @@ def build_automation(
 ) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
     """Sensors and schedules whose cadence comes from pipeline.yaml."""
     interval = settings.schedules.sensor_interval_seconds
+    running = settings.schedules.running
 
     @dg.sensor(
         job=ingestion_job,
         minimum_interval_seconds=interval,
+        default_status=sensor_status("new_batch_sensor", running),
         description=(
             "Adds a partition per new batch file and ingests the files the data gates have not "
             "judged (new, or changed since)."
@@ -100,41 +115,125 @@ def build_automation(
     @dg.sensor(
         job=training_job,
         minimum_interval_seconds=interval,
+        default_status=sensor_status("drift_sensor", running),
         description=(
-            "Requests retraining when a new drift report (evidently, newest passing batch "
-            "against the training reference) finds drift beyond pipeline.yaml's drift policy."
+            "Requests retraining when the newest drift.consecutive_batches drift reports in a "
+            "row (evidently, each passing batch against the training reference) find drift "
+            "beyond pipeline.yaml's drift policy."
         ),
     )
     def drift_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
-        """Requests retraining when a new drift report finds drift beyond the configured policy."""
-        latest = latest_metadata(context.instance, drift_report)
-        last_seen = int(context.cursor) if context.cursor else 0
-        if latest is None or latest[0] <= last_seen:
-            return dg.SkipReason("no new drift report since the last evaluation")
-        storage_id, meta = latest
-        context.update_cursor(str(storage_id))
+        """Requests retraining when the newest drift reports in a row all find drift."""
+        from ml_assets.retraining.triggers import (
+            DriftObservation,
+            already_trained_on,
+            drift_progress,
+            sustained_drift,
+        )
+
         policy = pipeline.settings.drift
-        evidence = {
-            "batch": meta.get("batch"),
-            "drifted_share": meta.get("drifted_share"),
-            "threshold": policy.drifted_columns_share,
-            "drifted_columns": meta.get("drifted_column_names"),
-        }
-        if not meta.get("dataset_drift"):
+        records = context.instance.fetch_materializations(
+            drift_report.key, limit=DRIFT_HISTORY
+        ).records
+        last_seen = int(context.cursor) if context.cursor else 0
+        if not records or records[0].storage_id <= last_seen:
+            return dg.SkipReason("no new drift report since the last evaluation")
+        context.update_cursor(str(records[0].storage_id))
+        observations = [
+            o
+            for r in reversed(records)  # oldest first: a batch measured twice keeps its latest
+            if r.asset_materialization is not None
+            and (o := DriftObservation.from_metadata(_values(r.asset_materialization)))
+        ]
+        if not observations:
+            return dg.SkipReason("the drift reports name no reference (made by an older version)")
+        reference = observations[-1].reference
+        evidence = sustained_drift(
+            observations, reference, policy.consecutive_batches, policy.drifted_columns_share
+        )
+        if evidence is None:
             return dg.SkipReason(
-                f"batch {evidence['batch']} drift share {evidence['drifted_share']:.3f} "
-                f"within policy {policy.drifted_columns_share}"
+                f"{drift_progress(observations, reference)}: within policy (drift share above "
+                f"{policy.drifted_columns_share} on {policy.consecutive_batches} in a row)"
             )
         if not policy.retrain_on_drift:
+            return dg.SkipReason(f"{evidence.reason}; drift.retrain_on_drift is false")
+        window_end = _latest_window_end(context.instance)
+        if already_trained_on(window_end, evidence):
             return dg.SkipReason(
-                f"batch {evidence['batch']} drifted but drift.retrain_on_drift is false"
+                f"{evidence.reason}; the latest model's window (to {window_end}) holds them"
             )
-        return dg.RunRequest(run_key=f"drift-{storage_id}", tags=evidence_tags("drift", evidence))
+        return dg.RunRequest(
+            run_key=evidence.run_key, tags=evidence_tags(evidence.trigger, evidence.tags())
+        )
+
+    @dg.sensor(
+        job=training_job,
+        minimum_interval_seconds=interval,
+        default_status=sensor_status("performance_decay_sensor", running),
+        description=(
+            "Requests retraining when production's ROC AUC stays below its test AUC minus "
+            "retraining.realized_performance's drop on labelled batches; the CBPE estimate "
+            "(before labels land) warns, or retrains where retraining.estimated_performance says."
+        ),
+    )
+    def performance_decay_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
+        """Requests retraining on a sustained drop of production's realized (or estimated) AUC."""
+        from ml_assets.monitoring.live import ESTIMATED, REALIZED, sustained_breach
+        from ml_assets.retraining.triggers import already_trained_on, performance_evidence
+
+        folder = pipeline.live_dir
+        records = (
+            [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+            if folder.is_dir()
+            else []
+        )
+        if not records:
+            return dg.SkipReason("no batch scored by production has been measured yet")
+        newest = max(records, key=lambda r: r["batch"])
+        version, reference = str(newest["version"]), newest.get("reference_roc_auc")
+        if reference is None:
+            return dg.SkipReason(f"v{version} has no test ROC AUC to compare with")
+        policies = pipeline.settings.retraining
+        window_end = _latest_window_end(context.instance)
+        warnings = []
+        for trigger, measure, policy in (
+            ("realized_performance", REALIZED, policies.realized_performance),
+            ("estimated_performance", ESTIMATED, policies.estimated_performance),
+        ):
+            breach = sustained_breach(
+                records,
+                version,
+                float(reference),
+                max_drop=policy.max_roc_auc_drop,
+                window_batches=policy.window_batches,
+                min_rows=policy.min_rows,
+                measure=measure,
+            )
+            if breach is None:
+                continue
+            evidence = performance_evidence(breach, trigger)
+            if not policy.retrain:
+                context.log.warning(f"early warning: {evidence.reason}")
+                warnings.append(f"early warning ({trigger}): {evidence.reason}")
+                continue
+            if already_trained_on(window_end, evidence):
+                warnings.append(
+                    f"{evidence.reason}; the latest model's window (to {window_end}) holds them"
+                )
+                continue
+            return dg.RunRequest(
+                run_key=evidence.run_key, tags=evidence_tags(evidence.trigger, evidence.tags())
+            )
+        return dg.SkipReason(
+            "; ".join(warnings) or f"v{version} within the retraining performance policy"
+        )
 
     @dg.schedule(
         job=training_job,
         cron_schedule=settings.schedules.retraining_cron,
         execution_timezone=settings.schedules.timezone,
+        default_status=schedule_status("retraining_schedule", running),
         description=(
             f"Periodic retrain ({settings.schedules.retraining_cron}, "
             f"{settings.schedules.timezone}); skips when no batch has passed the data gates "
@@ -166,4 +265,4 @@ def build_automation(
             run_key=f"schedule-{window.data_version}", tags=evidence_tags("schedule", evidence)
         )
 
-    return [new_batch_sensor, drift_sensor], [retraining_schedule]
+    return [new_batch_sensor, drift_sensor, performance_decay_sensor], [retraining_schedule]

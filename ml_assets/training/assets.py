@@ -121,6 +121,9 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "mlflow_run_id": run.info.run_id,
             **({"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}),
             "data_version": window["data_version"],
+            # The newest batch it learned from: evidence from batches up to here is seen.
+            "window_end": window["days"][-1],
+            "train_rows": int((examples[SPLIT_COLUMN] == "train").sum()),
             # A hash of the training settings and the contract: `make run` retrains on a change.
             "training_policy": settings.training_policy,
             "code_version": commit,
