@@ -35,6 +35,7 @@ from ml_assets.monitoring.sensors import (
     build_scoring_automation_sensor,
 )
 from ml_assets.resources import PipelineResource, mlflow_tracking
+from ml_assets.retraining.assets import retraining_ledger
 from ml_assets.retraining.jobs import (
     evaluation_job,
     ingestion_job,
@@ -61,6 +62,7 @@ ASSETS = [
     production_performance,
     drift_report,
     gate_history,
+    retraining_ledger,
 ]
 CHECKS = [
     *data_checks.BATCH_GATE_CHECKS,

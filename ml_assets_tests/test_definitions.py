@@ -21,6 +21,7 @@ SNAPSHOT = {
         "raw_batches",
         "raw_labels",
         "reference_profile",
+        "retraining_ledger",
         "staging_model",
         "training_dataset",
     ],
@@ -76,6 +77,7 @@ SNAPSHOT = {
         "governance",
         "ingestion",
         "monitoring",
+        "retraining",
         "training",
     ],
 }
@@ -114,7 +116,7 @@ def test_the_ui_shows_kinds_owners_stages_code_and_descriptions():
 
     definitions = code_location()
     graph = definitions.resolve_asset_graph()
-    stages = {"data", "features", "training", "evaluation", "delivery", "monitoring"}
+    stages = {"data", "features", "training", "evaluation", "delivery", "monitoring", "retraining"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert 1 <= len(node.kinds) <= 3, key

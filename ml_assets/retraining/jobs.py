@@ -16,6 +16,7 @@ from ml_assets.delivery.assets import (
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features.assets import reference_profile, training_dataset
 from ml_assets.monitoring.assets import drift_report, production_performance
+from ml_assets.retraining.assets import retraining_ledger
 from ml_assets.training.assets import candidate_model
 
 ml_pipeline_job = dg.define_asset_job(
@@ -38,13 +39,18 @@ ingestion_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets(
-        training_dataset, reference_profile, candidate_model, evaluation_report, staging_model
+        training_dataset,
+        reference_profile,
+        candidate_model,
+        evaluation_report,
+        staging_model,
+        retraining_ledger,
     ),
     description="Retrain on the passing batches of the window, evaluate, and stage if gates pass.",
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
-    selection=dg.AssetSelection.assets(evaluation_report, staging_model),
+    selection=dg.AssetSelection.assets(evaluation_report, staging_model, retraining_ledger),
     description=(
         "Evaluate the latest candidate again (after a crash, or when the gate policy changed) "
         "and stage it if the gates pass; nothing is retrained."
