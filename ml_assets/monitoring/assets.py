@@ -27,10 +27,11 @@ if TYPE_CHECKING:
     code_version="1",
     kinds={"evidently", "html"},
     tags={"stage": "monitoring"},
+    # Before the first model there is no reference to measure against: ingestion runs still
+    # succeed, and the step says why it recorded nothing.
+    output_required=False,
 )
-def drift_report(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource
-) -> dg.MaterializeResult:
+def drift_report(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     """Evidently drift of the newest batch that passed the data gates, against the reference."""
     import pandas as pd
 
@@ -46,6 +47,12 @@ def drift_report(
     if not passing:
         raise dg.Failure("no batch has passed the data gates yet; nothing to measure drift on")
     day = passing[-1]
+    if not pipeline.reference_sample_path.exists():
+        context.log.warning(
+            f"no drift report for batch {day}: no training reference yet "
+            f"({pipeline.reference_sample_path}); training_job writes it with the first model"
+        )
+        return
     current = read_as_judged(batches[day].features, dataset)
     reference = pd.read_parquet(pipeline.reference_sample_path)
     html = pipeline.reports_dir / "drift" / f"{day}.html"
@@ -61,7 +68,7 @@ def drift_report(
     # sensor counts only the reports measured against the current reference.
     reference_version = json.loads(pipeline.training_window_path.read_text())["data_version"]
     methods = sorted({str(score["method"]) for score in summary.column_scores.values()})
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "batch": day,
             "reference_version": reference_version,
