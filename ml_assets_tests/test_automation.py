@@ -265,3 +265,20 @@ def test_schedules_running_sets_what_starts_running_and_names_an_unknown_one(tmp
         patch.setenv("ML_ASSETS_CONFIG", str(wrong.config_path))
         with pytest.raises(SettingsError, match=r"schedules.running names \['drift_sensr'\]"):
             definitions.defs()
+
+
+def test_a_first_ingestion_run_succeeds_before_any_model_and_measures_no_drift(project, instance):
+    """On a fresh deployment the daemon's first ingestion run has no reference to compare with:
+    the run succeeds, its batches are judged, and no drift report is recorded (the sensor
+    then has nothing to act on)."""
+    from ml_assets_tests.conftest import add_partitions, range_tags, run_job
+
+    add_partitions(instance, TEN_DAYS)
+    result = run_job("ingestion_job", project, instance, tags=range_tags(TEN_DAYS[0], TEN_DAYS[-1]))
+    assert result.success
+    materialized = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert materialized == {"raw_batches", "raw_labels"}
+    assert not instance.fetch_materializations(drift_report.key, limit=1).records
+    assert "no new drift report" in _sensor(drift_sensor, project, instance)[0].skip_message
