@@ -27,7 +27,12 @@ from ml_assets.evaluation import checks as evaluation_checks
 from ml_assets.evaluation.assets import evaluation_report
 from ml_assets.features import checks as features_checks
 from ml_assets.features.assets import reference_profile, training_dataset
-from ml_assets.monitoring.assets import drift_report, gate_history, production_performance
+from ml_assets.monitoring.assets import (
+    drift_report,
+    gate_history,
+    pipeline_health,
+    production_performance,
+)
 from ml_assets.monitoring.jobs import gate_history_job
 from ml_assets.monitoring.sensors import (
     build_gate_history_schedule,
@@ -62,6 +67,7 @@ ASSETS = [
     production_performance,
     drift_report,
     gate_history,
+    pipeline_health,
     retraining_ledger,
 ]
 CHECKS = [

@@ -22,7 +22,7 @@ from ml_assets.data.policy import (
 )
 from ml_assets.delivery.policy import DeliverySettings
 from ml_assets.evaluation.policy import GateSettings
-from ml_assets.monitoring.policy import DriftSettings
+from ml_assets.monitoring.policy import DriftSettings, ObservabilitySettings
 from ml_assets.retraining.policy import RetrainingSettings, ScheduleSettings
 from ml_assets.training.policy import TrainingSettings
 
@@ -49,6 +49,7 @@ class Settings(StrictModel):
     drift: DriftSettings
     schedules: ScheduleSettings
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     storage: StorageSettings
     # Who answers for the pipeline's assets in the Dagster UI: "team:<name>" or an email.
     owners: list[str] = Field(default_factory=lambda: ["team:ml"])

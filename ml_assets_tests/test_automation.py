@@ -191,7 +191,9 @@ def test_drift_sensor_with_retraining_off_only_says_so(tmp_path, instance):
     assert "drift.retrain_on_drift is false" in skipped.skip_message
 
 
-def _live(project, batch, auc, estimated, version="1", labelled=500, scored=500):
+def _live(
+    project, batch, auc, estimated, version="1", labelled=500, scored=500, log_loss=0.5, ref=None
+):
     folder = project.pipeline.live_dir
     folder.mkdir(parents=True, exist_ok=True)
     record = {
@@ -199,10 +201,11 @@ def _live(project, batch, auc, estimated, version="1", labelled=500, scored=500)
         "version": version,
         "labelled_rows": labelled,
         "roc_auc": auc,
-        "log_loss": 0.5,
+        "log_loss": log_loss,
         "scored_rows": scored,
         "estimated_roc_auc": estimated,
         "reference_roc_auc": "0.8",
+        "reference_log_loss": ref,
     }
     (folder / f"{batch}.json").write_text(json.dumps(record))
 
@@ -226,6 +229,7 @@ def test_performance_decay_sensor_retrains_on_a_sustained_realized_drop(project,
     evidence = json.loads(request.tags["ml_assets/evidence"])
     assert evidence["batches"] == DAYS and evidence["values"] == [0.7, 0.7, 0.71]
     assert evidence["threshold"] == 0.77 and evidence["production_version"] == "1"
+    assert evidence["measure"] == "live ROC AUC"
     _trained_through(instance, DAYS[0])
     answered, _ = _sensor(performance_decay_sensor, project, instance)
     assert isinstance(answered, dg.SkipReason) and "holds them" in answered.skip_message
@@ -282,3 +286,25 @@ def test_a_first_ingestion_run_succeeds_before_any_model_and_measures_no_drift(p
     assert materialized == {"raw_batches", "raw_labels"}
     assert not instance.fetch_materializations(drift_report.key, limit=1).records
     assert "no new drift report" in _sensor(drift_sensor, project, instance)[0].skip_message
+
+
+def test_a_rise_of_the_live_log_loss_retrains_though_the_ranking_holds(tmp_path, instance):
+    """The simulator's concept drift keeps the AUC and moves the default rate: the log loss
+    shows it."""
+    project = make_project(tmp_path / "p")
+    for day in DAYS:  # AUC as tested; log loss 0.33 -> 0.38, beyond 0.33 + 0.03
+        _live(project, day, auc=0.80, estimated=0.80, log_loss=0.38, ref="0.33")
+    request, _ = _sensor(performance_decay_sensor, project, instance)
+    assert isinstance(request, dg.RunRequest), request
+    evidence = json.loads(request.tags["ml_assets/evidence"])
+    assert evidence["measure"] == "live log loss" and evidence["threshold"] == 0.36
+    assert "above 0.360 (its test value 0.330 plus the tolerated rise)" in evidence["reason"]
+    _live(project, DAYS[1], auc=0.80, estimated=0.80, log_loss=0.35, ref="0.33")  # one within
+    assert isinstance(_sensor(performance_decay_sensor, project, instance)[0], dg.SkipReason)
+    off = make_project(
+        tmp_path / "q",
+        retraining={"realized_performance": {"retrain": True, "max_log_loss_increase": None}},
+    )
+    for day in DAYS:
+        _live(off, day, auc=0.80, estimated=0.80, log_loss=0.38, ref="0.33")
+    assert isinstance(_sensor(performance_decay_sensor, off, instance)[0], dg.SkipReason)

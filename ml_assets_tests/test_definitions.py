@@ -16,6 +16,7 @@ SNAPSHOT = {
         "drift_report",
         "evaluation_report",
         "gate_history",
+        "pipeline_health",
         "production_model",
         "production_performance",
         "raw_batches",

@@ -26,7 +26,7 @@ from ml_assets.delivery.desired_state import (
     write_state,
 )
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
-from ml_assets.metadata import markdown_table
+from ml_assets.metadata import markdown_table, observability
 from ml_assets.resources import PipelineResource
 from ml_assets.training.registry import append_audit, version_for_alias
 
@@ -34,6 +34,7 @@ GATES_TAG = "gates"
 P50_TAG = "single_row_p50_ms"
 CANARY_TAG = "canary"
 TEST_AUC_TAG = "test_roc_auc"
+TEST_LOG_LOSS_TAG = "test_log_loss"
 LEVEL_2 = "level 2 (gates and canary passed)"
 # Every step that moves an alias claims a slot of this pool; dagster.yaml limits it to one, so
 # two runs never move aliases at once.
@@ -191,6 +192,9 @@ def staging_model(
     client.set_model_version_tag(
         name, version, TEST_AUC_TAG, f"{evaluation.candidate.metrics['roc_auc']:.6g}"
     )
+    client.set_model_version_tag(
+        name, version, TEST_LOG_LOSS_TAG, f"{evaluation.candidate.metrics['log_loss']:.6g}"
+    )
     state, commit = deploy(
         pipeline, "staging", version, STAGED, by="evaluation gates", run_id=context.run.run_id
     )
@@ -342,6 +346,11 @@ def batch_predictions(context: dg.AssetExecutionContext, pipeline: PipelineResou
     sample = out[out["refused"].notna()].head(settings.validation.failing_rows_sample)
     yield dg.MaterializeResult(
         metadata={
+            **observability(
+                started,
+                rows=len(rows),
+                paths=[pipeline.predictions_dir / f"{day}.parquet"],
+            ),
             "rows": len(rows),
             "refused_by_contract": len(refused),
             "refused_sample": markdown_table(sample, max_rows=len(sample)),

@@ -18,6 +18,7 @@ from ml_assets.evaluation.evidence import (
     Reproducibility,
 )
 from ml_assets.features.examples import SPLIT_COLUMN
+from ml_assets.metadata import observability
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import Settings
 from ml_assets.training.assets import candidate_model
@@ -102,6 +103,8 @@ def evaluation_report(
 ) -> dg.MaterializeResult:
     """The candidate beside the production model on the same test rows, with every gate verdict."""
     import pandas as pd
+
+    stage_started = time.perf_counter()
 
     from ml_assets.data.contract import labels_to_binary
     from ml_assets.evaluation.baselines import (
@@ -317,5 +320,6 @@ def evaluation_report(
             ),
             **({"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}),
             "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in timings.items()}),
+            **observability(stage_started, rows=len(test), paths=[version_dir]),
         }
     )

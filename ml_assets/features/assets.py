@@ -9,6 +9,7 @@ from ml_assets.data.batches import join_labels, locate_batches, read_labels
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import plan_window
 from ml_assets.features.examples import SPLIT_COLUMN, assign_split
+from ml_assets.metadata import observability
 from ml_assets.resources import PipelineResource
 
 
@@ -23,7 +24,11 @@ def training_dataset(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Labelled applications from the newest batches that passed every data gate, split by id."""
+    import time
+
     import pandas as pd
+
+    started = time.perf_counter()
 
     from ml_assets.data.reading import read_as_judged
 
@@ -84,6 +89,11 @@ def training_dataset(
             "excluded_batches": dg.MetadataValue.json(window.excluded),
             "warned_batches": dg.MetadataValue.json(window.warned),
             "path": dg.MetadataValue.path(str(pipeline.training_dataset_path)),
+            **observability(
+                started,
+                rows=len(examples),
+                paths=[pipeline.training_dataset_path, pipeline.training_window_path],
+            ),
         },
         data_version=dg.DataVersion(window.data_version),
     )
@@ -100,7 +110,11 @@ def reference_profile(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
     """Per-column profile and a seeded sample of the training split: what new batches meet."""
+    import time
+
     import pandas as pd
+
+    started = time.perf_counter()
 
     from ml_assets.data.expectations import build_profile
 
@@ -120,5 +134,10 @@ def reference_profile(
             "window_start": str(examples["batch_day"].min()),
             "window_end": str(examples["batch_day"].max()),
             "path": dg.MetadataValue.path(str(pipeline.reference_sample_path)),
+            **observability(
+                started,
+                rows=len(train),
+                paths=[pipeline.reference_sample_path, pipeline.reference_profile_path],
+            ),
         }
     )

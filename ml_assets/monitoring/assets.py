@@ -12,9 +12,14 @@ from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.data.ledger import batch_status
-from ml_assets.delivery.assets import TEST_AUC_TAG, batch_predictions, landed_labels
+from ml_assets.delivery.assets import (
+    TEST_AUC_TAG,
+    TEST_LOG_LOSS_TAG,
+    batch_predictions,
+    landed_labels,
+)
 from ml_assets.features.assets import reference_profile
-from ml_assets.metadata import markdown_table
+from ml_assets.metadata import markdown_table, observability
 from ml_assets.resources import PipelineResource
 
 if TYPE_CHECKING:
@@ -33,11 +38,14 @@ if TYPE_CHECKING:
 )
 def drift_report(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     """Evidently drift of the newest batch that passed the data gates, against the reference."""
+    import time
+
     import pandas as pd
 
     from ml_assets.data.reading import read_as_judged
     from ml_assets.monitoring.drift import measure_drift
 
+    started = time.perf_counter()
     settings = pipeline.settings
     dataset = settings.dataset
     batches = locate_batches(dataset.features_dir, dataset.labels_dir)
@@ -81,6 +89,7 @@ def drift_report(context: dg.AssetExecutionContext, pipeline: PipelineResource):
             "drifted_column_names": ", ".join(summary.drifted_column_names) or "none",
             "column_scores": dg.MetadataValue.json(summary.column_scores),
             "report": dg.MetadataValue.path(str(html)),
+            **observability(started, rows=len(current), paths=[html]),
         }
     )
 
@@ -257,7 +266,8 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
     estimated = expected_roc_auc(scores)
     client = pipeline.mlflow_client()
     name = settings.training.registered_model_name
-    reference = client.get_model_version(name, version).tags.get(TEST_AUC_TAG)
+    tags = client.get_model_version(name, version).tags
+    reference = tags.get(TEST_AUC_TAG)
     record = {
         "batch": day,
         "version": version,
@@ -265,6 +275,8 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
         "scored_rows": len(scores),
         "estimated_roc_auc": estimated,
         "reference_roc_auc": reference,
+        # Versions staged before the log-loss tag have none: their log-loss trigger waits.
+        "reference_log_loss": tags.get(TEST_LOG_LOSS_TAG),
     }
     pipeline.live_dir.mkdir(parents=True, exist_ok=True)
     (pipeline.live_dir / f"{day}.json").write_text(json.dumps(record, indent=1))
@@ -291,5 +303,58 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
             if reference is not None
             else "none",
             "sustained_breach": breach.reason if breach else "no",
+        }
+    )
+
+
+# The stages that record their figures (metadata.observability), in pipeline order.
+OBSERVED_STAGES = (
+    "training_dataset",
+    "reference_profile",
+    "candidate_model",
+    "evaluation_report",
+    "drift_report",
+    "batch_predictions",
+)
+OBSERVABILITY_KEYS = ("stage_seconds", "artefact_bytes", "rows_processed")
+
+
+@dg.asset(group_name="governance", kinds={"markdown"}, tags={"stage": "monitoring"})
+def pipeline_health(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Each stage's latest run against its recent median: much slower, or a much larger artefact."""
+    from ml_assets.monitoring.health import stage_health
+
+    policy = pipeline.settings.observability
+    rows, flagged = [], []
+    for stage in OBSERVED_STAGES:
+        records = context.instance.fetch_materializations(
+            dg.AssetKey(stage), limit=policy.history_runs + 1
+        ).records
+        runs = []
+        for record in reversed(records):  # oldest first
+            meta = record.asset_materialization.metadata if record.asset_materialization else {}
+            if "stage_seconds" in meta:  # made before the stages recorded their figures: left out
+                runs.append({k: meta[k].value for k in OBSERVABILITY_KEYS if k in meta})
+        health = stage_health(stage, runs, policy)
+        if health is None:
+            continue
+        rows.append(health.row())
+        if health.flags:
+            flagged.append(f"{stage}: {'; '.join(health.flags)}")
+    for line in flagged:
+        context.log.warning(f"pipeline health: {line}")
+    return dg.MaterializeResult(
+        metadata={
+            "stages": len(rows),
+            "flagged": len(flagged),
+            "flags": "\n".join(flagged) or "none",
+            "stages_table": markdown_table(rows, max_rows=len(OBSERVED_STAGES)),
+            "policy": (
+                f"latest vs the median of up to {policy.history_runs} earlier runs (at least "
+                f"{policy.min_history}); slower than {policy.max_seconds_ratio}x (stages over "
+                f"{policy.min_seconds} s), larger than {policy.max_bytes_ratio}x"
+            ),
         }
     )

@@ -33,9 +33,20 @@ def labelled_performance(scores: np.ndarray, labels: np.ndarray) -> dict[str, fl
     }
 
 
-# What a breach is measured on: a record's field, the field counting its rows, and its name.
-REALIZED = ("roc_auc", "labelled_rows", "live ROC AUC")
-ESTIMATED = ("estimated_roc_auc", "scored_rows", "estimated ROC AUC (CBPE)")
+@dataclass(frozen=True)
+class Measure:
+    """What a breach is measured on: a record's field, the field counting its rows, its name,
+    and which way is worse (a lower AUC, a higher log loss)."""
+
+    field: str
+    count: str
+    name: str
+    higher_is_better: bool = True
+
+
+REALIZED = Measure("roc_auc", "labelled_rows", "live ROC AUC")
+REALIZED_LOG_LOSS = Measure("log_loss", "labelled_rows", "live log loss", higher_is_better=False)
+ESTIMATED = Measure("estimated_roc_auc", "scored_rows", "estimated ROC AUC (CBPE)")
 
 
 @dataclass(frozen=True)
@@ -45,36 +56,41 @@ class Breach:
     values: tuple[float, ...]
     threshold: float
     reference: float
-    measure: str = REALIZED[2]
+    measure: Measure = REALIZED
 
     @property
     def reason(self) -> str:
         shown = ", ".join(f"{b}: {v:.3f}" for b, v in zip(self.batches, self.values, strict=True))
-        kind = "labelled" if self.measure == REALIZED[2] else "scored"
+        kind = "labelled" if self.measure.count == "labelled_rows" else "scored"
+        side, change = ("below", "minus the tolerated drop")
+        if not self.measure.higher_is_better:
+            side, change = ("above", "plus the tolerated rise")
         return (
-            f"v{self.version}'s {self.measure} below {self.threshold:.3f} (test AUC "
-            f"{self.reference:.3f} minus the tolerated drop) on {len(self.batches)} {kind} "
-            f"batches in a row ({shown})"
+            f"v{self.version}'s {self.measure.name} {side} {self.threshold:.3f} (its test value "
+            f"{self.reference:.3f} {change}) on {len(self.batches)} {kind} batches in a row "
+            f"({shown})"
         )
 
 
 def sustained_breach(
     records: Sequence[Mapping],
     version: str,
-    reference_auc: float,
+    reference: float,
     *,
     max_drop: float,
     window_batches: int,
     min_rows: int,
-    measure: tuple[str, str, str] = REALIZED,
+    measure: Measure = REALIZED,
 ) -> Breach | None:
     """The breach of `version` over its newest `window_batches` batches, or None.
 
     `records` are per-batch performance records (batch, version, and the `measure`'s value and
     row count), any order; only the version's batches with a value and at least `min_rows` rows
-    count. Rollback reads the realized AUC; retraining reads it or the CBPE estimate."""
-    field, count, name = measure
-    threshold = reference_auc - max_drop
+    count, worse than the version's test value `reference` by more than `max_drop`. Rollback
+    reads the realized AUC; retraining reads it, the realized log loss, or the CBPE estimate."""
+    field, count = measure.field, measure.count
+    better = measure.higher_is_better
+    threshold = reference - max_drop if better else reference + max_drop
     mine = sorted(
         (
             r
@@ -86,15 +102,17 @@ def sustained_breach(
         key=lambda r: r["batch"],
     )
     window = mine[-window_batches:]
-    if len(window) < window_batches or any(r[field] >= threshold for r in window):
+    if len(window) < window_batches or any(
+        (r[field] >= threshold) if better else (r[field] <= threshold) for r in window
+    ):
         return None
     return Breach(
         str(version),
         tuple(r["batch"] for r in window),
         tuple(float(r[field]) for r in window),
         threshold,
-        reference_auc,
-        name,
+        reference,
+        measure,
     )
 
 

@@ -26,3 +26,16 @@ class DriftSettings(StrictModel):
     # Retrain only when this many newest measured batches in a row drifted against the same
     # reference: one odd day does not retrain.
     consecutive_batches: int = Field(2, ge=1)
+
+
+class ObservabilitySettings(StrictModel):
+    """pipeline_health: when a stage counts as much slower, or an artefact as much larger."""
+
+    # Earlier runs of each stage its latest run is compared with (their median).
+    history_runs: int = Field(20, ge=2)
+    # Fewer earlier runs than this: no verdict yet, only the figures.
+    min_history: int = Field(3, ge=1)
+    max_seconds_ratio: float = Field(3.0, gt=1)
+    max_bytes_ratio: float = Field(2.0, gt=1)
+    # Stages faster than this are not flagged for slowness: their ratio is timer noise.
+    min_seconds: float = Field(1.0, ge=0)

@@ -34,10 +34,19 @@ class PerformanceTrigger(StrictModel):
     min_rows: int = Field(200, ge=10)
 
 
+class RealizedPerformanceTrigger(PerformanceTrigger):
+    """The realized trigger also watches the log loss: a change that keeps the ranking but moves
+    the default rate (the simulator's concept drift does) shows in the log loss, not the AUC."""
+
+    # More than this above the version's test log loss, on the same window; null: AUC only.
+    max_log_loss_increase: float | None = Field(0.03, gt=0)
+
+
 class RetrainingSettings(StrictModel):
-    # Realized: production's ROC AUC on each batch's labelled rows, once its labels landed.
-    realized_performance: PerformanceTrigger = Field(
-        default_factory=lambda: PerformanceTrigger(retrain=True)
+    # Realized: production's ROC AUC and log loss on each batch's labelled rows, once its
+    # labels landed.
+    realized_performance: RealizedPerformanceTrigger = Field(
+        default_factory=lambda: RealizedPerformanceTrigger(retrain=True)
     )
     # Estimated (CBPE, monitoring/estimation): the ROC AUC production's scores imply if they
     # are calibrated, before any label lands. Blind to concept drift and fooled by a model that

@@ -179,7 +179,12 @@ def build_automation(
     )
     def performance_decay_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
         """Requests retraining on a sustained drop of production's realized (or estimated) AUC."""
-        from ml_assets.monitoring.live import ESTIMATED, REALIZED, sustained_breach
+        from ml_assets.monitoring.live import (
+            ESTIMATED,
+            REALIZED,
+            REALIZED_LOG_LOSS,
+            sustained_breach,
+        )
         from ml_assets.retraining.triggers import already_trained_on, performance_evidence
 
         folder = pipeline.live_dir
@@ -195,17 +200,31 @@ def build_automation(
         if reference is None:
             return dg.SkipReason(f"v{version} has no test ROC AUC to compare with")
         policies = pipeline.settings.retraining
+        realized, estimated = policies.realized_performance, policies.estimated_performance
         window_end = _latest_window_end(context.instance)
         warnings = []
-        for trigger, measure, policy in (
-            ("realized_performance", REALIZED, policies.realized_performance),
-            ("estimated_performance", ESTIMATED, policies.estimated_performance),
-        ):
+        rules = [
+            ("realized_performance", REALIZED, realized, realized.max_roc_auc_drop, reference),
+            ("estimated_performance", ESTIMATED, estimated, estimated.max_roc_auc_drop, reference),
+        ]
+        log_loss = newest.get("reference_log_loss")
+        if realized.max_log_loss_increase is not None and log_loss is not None:
+            rules.insert(
+                1,
+                (
+                    "realized_performance",
+                    REALIZED_LOG_LOSS,
+                    realized,
+                    realized.max_log_loss_increase,
+                    log_loss,
+                ),
+            )
+        for trigger, measure, policy, max_drop, reference_value in rules:
             breach = sustained_breach(
                 records,
                 version,
-                float(reference),
-                max_drop=policy.max_roc_auc_drop,
+                float(reference_value),
+                max_drop=max_drop,
                 window_batches=policy.window_batches,
                 min_rows=policy.min_rows,
                 measure=measure,

@@ -134,8 +134,9 @@ def performance_evidence(breach: Breach, trigger: str) -> Evidence:
         reason=breach.reason,
         details={
             "production_version": breach.version,
+            "measure": breach.measure.name,
             "values": [round(v, 4) for v in breach.values],
             "threshold": round(breach.threshold, 4),
-            "reference_roc_auc": round(breach.reference, 4),
+            "reference": round(breach.reference, 4),
         },
     )

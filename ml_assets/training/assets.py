@@ -9,6 +9,7 @@ import dagster as dg
 
 from ml_assets.features.assets import training_dataset
 from ml_assets.features.examples import SPLIT_COLUMN
+from ml_assets.metadata import observability
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import PROJECT_ROOT
 from ml_assets.training.lineage import flagged_batches_tag, git_commit
@@ -31,12 +32,15 @@ from ml_assets.training.registry import (
 )
 def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """LightGBM model trained on the window's train split, registered in MLflow as a new version."""
+    import time
+
     import pandas as pd
 
     from ml_assets.training.model import save_model, train_on_splits, validation_scores
 
     # dagster-mlflow is a function-style resource, so both resources come by key, not by argument.
     pipeline: PipelineResource = context.resources.pipeline
+    started = time.perf_counter()
     settings = pipeline.settings
     dataset, training = settings.dataset, settings.training
     examples = pd.read_parquet(pipeline.training_dataset_path)
@@ -131,5 +135,10 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             **{k: round(v, 6) for k, v in scores.items()},
             "model_sha256": model_sha,
             "excluded_batches": dg.MetadataValue.json(window["excluded"]),
+            **observability(
+                started,
+                rows=int((examples[SPLIT_COLUMN] == "train").sum()),
+                paths=[local],
+            ),
         }
     )
