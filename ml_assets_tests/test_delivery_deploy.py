@@ -351,12 +351,14 @@ def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_ve
     instance = dg.DagsterInstance.from_config(str(home))
     queued = instance.get_runs()
     assert [r.status for r in queued] == [dg.DagsterRunStatus.QUEUED] * 2
+    # Logs to a file: a pipe nobody reads fills up and blocks the run processes writing to it.
+    log = tmp_path / "daemon.log"
     daemon = subprocess.Popen(
         [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", str(workspace)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("w"),
         start_new_session=True,
     )
     finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
@@ -366,7 +368,7 @@ def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_ve
             runs = instance.get_runs()
             if all(r.status in finished for r in runs):
                 break
-            assert daemon.poll() is None, daemon.stderr.read().decode()[-3000:]
+            assert daemon.poll() is None, log.read_text()[-3000:]
             time.sleep(1)
     finally:
         daemon.terminate()
