@@ -138,10 +138,13 @@ def cli(root: Path, *args: str) -> int:
 
 
 def ledger_verdicts(data_dir: Path) -> Iterator[dict[str, Any]]:
-    """The latest verdict of each data gate on each batch (data_dir/validation/<gate>/<day>)."""
-    for path in sorted((data_dir / "validation").glob("*/*.json")):
-        verdict = json.loads(path.read_text())
-        yield {"kind": "batch_verdict", **{k: verdict.get(k) for k in LEDGER_FIELDS}}
+    """The latest verdict of each data gate on each batch (the ledger in data_dir/validation)."""
+    from ml_assets.data.gates import BATCH_GATES
+    from ml_assets.data.ledger import read_verdicts
+
+    for check in BATCH_GATES:
+        for verdict in read_verdicts(data_dir / "validation", check).values():
+            yield {"kind": "batch_verdict", **{k: getattr(verdict, k) for k in LEDGER_FIELDS}}
 
 
 def verdict_rows(table: str) -> list[dict[str, str]]:

@@ -1,11 +1,11 @@
 """Each group materialised on tiny data in a temporary project, checks included."""
 
 import datetime as dt
-import json
 
 import dagster as dg
 import pandas as pd
 
+from ml_assets.data.ledger import read_verdict
 from ml_assets.delivery import assets as delivery
 from ml_assets.features import assets as features
 from ml_assets.training.registry import read_audit, version_for_alias
@@ -34,9 +34,8 @@ def test_ingestion_gates_pass_clean_batches(project, instance):
     schema = _check(result, "raw_batches_match_schema")
     assert schema.passed and schema.metadata["batches_checked"].value == 10
     assert _check(result, "raw_labels_join_raw_batches").passed
-    ledger = project.pipeline.ledger_dir / "raw_batches_match_schema"
-    verdict = json.loads((ledger / f"{days[0]}.json").read_text())
-    assert verdict["passed"] and verdict["run_id"] == result.run_id
+    verdict = read_verdict(project.pipeline.ledger_dir, "raw_batches_match_schema", days[0])
+    assert verdict.passed and verdict.run_id == result.run_id
     assert not project.pipeline.quarantine_dir.exists()
 
 

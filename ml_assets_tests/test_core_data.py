@@ -1,6 +1,7 @@
 """Pure core: batch files, schema gate, label joinability, ledger, splits."""
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,14 @@ from ml_assets.data.batches import BatchFileError, data_version, list_batch_file
 from ml_assets.data.ledger import (
     batch_status,
     contiguous_ranges,
+    ledger_path,
     needs_validation,
     plan_window,
     quarantine_batch,
+    read_verdict,
+    read_verdicts,
     record_verdict,
+    verdict_path,
 )
 from ml_assets.data.rules import judge_frames, validate_batch
 from ml_assets.demo import simulate
@@ -165,6 +170,36 @@ def test_ledger_fails_closed(tmp_path):
     window = plan_window(ledger, locate_batches(features_dir, labels_dir), 5, GATES)
     assert window.days == []
     assert set(window.excluded) == {first.day, second.day}
+
+
+def test_ledger_reads_and_migrates_the_older_layout(tmp_path):
+    """A ledger of one file per verdict (the older layout) is read as it is and folded into the
+    gate's file the next time the gate records a verdict; the newer verdict wins."""
+    features_dir, labels_dir, ledger = tmp_path / "f", tmp_path / "l", tmp_path / "ledger"
+    simulate.write_demo(features_dir, labels_dir, start=DAY, days=2, rows_per_day=100, seed=1)
+    first, second = locate_batches(features_dir, labels_dir).values()
+    passing = _schema(pd.read_parquet(first.features))
+    for batch in (first, second):  # written as the older code wrote them
+        verdict = record_verdict(
+            tmp_path / "scratch",
+            "schema",
+            passing,
+            batch,
+            run_id="old",
+            severity="ERROR",
+            policy="p1",
+        )
+        path = verdict_path(ledger, "schema", batch.day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(verdict.__dict__, indent=1))
+    assert not ledger_path(ledger, "schema").exists()
+    assert read_verdict(ledger, "schema", second.day) == verdict
+    assert set(read_verdicts(ledger, "schema")) == {first.day, second.day}
+    record_verdict(ledger, "schema", passing, second, run_id="new", severity="ERROR", policy="p1")
+    assert not (ledger / "schema").exists()  # migrated into the gate's file
+    assert read_verdict(ledger, "schema", first.day).run_id == "old"
+    assert read_verdict(ledger, "schema", second.day).run_id == "new"
+    assert batch_status(ledger, first, ("schema",)).eligible
 
 
 def test_contiguous_ranges():

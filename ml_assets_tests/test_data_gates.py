@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from ml_assets.data.ledger import read_verdict
 from ml_assets.evaluation.assets import load_evaluation
 from ml_assets.features.assets import reference_profile, training_dataset
 from ml_assets.training.registry import version_for_alias
@@ -335,12 +336,8 @@ def test_labels_may_lag_by_the_configured_delay(tmp_path, instance):
     result = ingest(project, instance, days)
     join = _evaluation(result, "raw_labels_join_raw_batches")
     assert join.passed, join.description
-    verdict = json.loads(
-        (
-            project.pipeline.ledger_dir / "raw_labels_join_raw_batches" / f"{days[-1]}.json"
-        ).read_text()
-    )
-    assert verdict["reason"].startswith("labels not due yet")
+    verdict = read_verdict(project.pipeline.ledger_dir, "raw_labels_join_raw_batches", days[-1])
+    assert verdict.reason.startswith("labels not due yet")
     # Outside the delay a missing label file fails the gate.
     strict = make_project(tmp_path / "p", validation={"label_delay_days": 0})
     (labels_dir / f"{days[0]}.parquet").rename(tmp_path / "lost.parquet")

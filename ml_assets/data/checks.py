@@ -23,7 +23,13 @@ from ml_assets.data.batches import (
     list_batch_files,
 )
 from ml_assets.data.gates import DATA_GATES, GateSpec
-from ml_assets.data.ledger import load_sketches, quarantine_batch, record_verdict, save_sketches
+from ml_assets.data.ledger import (
+    load_sketches,
+    make_verdict,
+    quarantine_batch,
+    record_verdicts,
+    save_sketches,
+)
 from ml_assets.data.validation import NO_REFERENCE, GateReport, error_report
 from ml_assets.metadata import markdown_table, significant
 from ml_assets.resources import PipelineResource
@@ -180,25 +186,24 @@ def judge_run(
     quarantined: dict[str, str] = {}
     judged = judge(batches, pipeline) if batches else {}
     policy = pipeline.gate_policy  # a hash of the settings: computed once per gate run
+    verdicts, failed_blocking = [], []
     for batch in batches.values():
         report = judged[batch.day]
         # A batch the gate could not judge, or one beyond a hard bound, is blocked whatever
         # the gate's severity.
         blocking = "ERROR" if report.error or report.hard else severity
-        record_verdict(
-            pipeline.ledger_dir,
-            name,
-            report,
-            batch,
-            run_id=run_id,
-            severity=blocking,
-            policy=policy,
+        verdicts.append(
+            make_verdict(name, report, batch, run_id=run_id, severity=blocking, policy=policy)
         )
         if not report.passed and blocking == "ERROR":
-            quarantined[batch.day] = str(
-                quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
-            )
+            failed_blocking.append((batch, report))
         reports.append(report)
+    # Every verdict of the run in one write of the gate's ledger file, then the quarantine.
+    record_verdicts(pipeline.ledger_dir, name, verdicts)
+    for batch, report in failed_blocking:
+        quarantined[batch.day] = str(
+            quarantine_batch(pipeline.quarantine_dir, name, batch, report, run_id)
+        )
     failed = [r for r in reports if not r.passed]
     table = [
         {
