@@ -29,11 +29,7 @@ def _training_examples(pipeline: PipelineResource):
         contract.target_column,
         SPLIT_COLUMN,
     ]
-    categorical = [*contract.categorical_columns, SPLIT_COLUMN]
-    return cached(
-        ("examples", file_state(path), *columns),
-        lambda: read_examples(path, columns, categorical),
-    )
+    return cached(("examples", file_state(path), *columns), lambda: read_examples(path, columns))
 
 
 def _window_result(passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
