@@ -172,8 +172,13 @@ def save_sketches(sketches_dir: Path, sketches: Mapping[str, Sketch]) -> None:
     sketches_dir.mkdir(parents=True, exist_ok=True)
     for day, sketch in sketches.items():
         path = sketches_dir / f"{day}.json"
+        text = json.dumps(sketch.as_json())
+        # A batch judged again (same content) has the same sketch: creating a file costs far
+        # more than reading one, so an identical kept sketch is left as it is.
+        if path.exists() and path.read_text() == text:
+            continue
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sketch.as_json()))
+        tmp.write_text(text)
         tmp.replace(path)
 
 
