@@ -126,7 +126,7 @@ def record_verdicts(ledger_dir: Path, check: str, verdicts: list[Verdict]) -> No
         # Their verdicts are in the gate's file now (the newer ones win): the migration is done.
         for old in legacy:
             old.unlink()
-        if legacy:
+        if legacy and not any((ledger_dir / check).iterdir()):  # anything else stays
             (ledger_dir / check).rmdir()
 
 
