@@ -114,15 +114,20 @@ def record_verdicts(ledger_dir: Path, check: str, verdicts: list[Verdict]) -> No
     with open(ledger_dir / f".{check}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         legacy = _legacy_files(ledger_dir, check)
-        latest = {day: v.__dict__ for day, v in read_verdicts(ledger_dir, check, legacy).items()}
-        latest |= {v.day: v.__dict__ for v in verdicts}
+        latest = {**read_verdicts(ledger_dir, check, legacy), **{v.day: v for v in verdicts}}
+        latest = dict(sorted(latest.items()))
         # A fresh token heads the file: readers tell a rewritten file by it (see read_verdicts).
+        # One verdict per line, each by json's C encoder (indent= takes the pure-Python one,
+        # which made a rewrite cost more than the verdicts it adds).
         token = uuid.uuid4().hex
-        body = json.dumps({"written": token, "verdicts": dict(sorted(latest.items()))}, indent=1)
+        lines = ",\n".join(
+            f"{json.dumps(day)}: {json.dumps(v.__dict__)}" for day, v in latest.items()
+        )
+        body = f'{{"written": "{token}", "verdicts": {{\n{lines}\n}}}}\n'
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(body)
         tmp.replace(path)
-        _FILES[str(path)] = (token, {day: Verdict(**v) for day, v in latest.items()})
+        _FILES[str(path)] = (token, latest)
         # Their verdicts are in the gate's file now (the newer ones win): the migration is done.
         for old in legacy:
             old.unlink()
