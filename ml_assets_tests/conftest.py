@@ -43,6 +43,18 @@ def code_location() -> dg.Definitions:
     return definitions.defs()
 
 
+def pytest_collection_modifyitems(items):
+    """The long flows first, longest first (`long(seconds)`, as measured): pytest-xdist hands
+    tests out in collection order, and a long test that starts last keeps one worker busy
+    after the other has finished."""
+
+    def seconds(item) -> float:
+        marker = item.get_closest_marker("long")
+        return marker.args[0] if marker else 0.0
+
+    items.sort(key=seconds, reverse=True)
+
+
 @dataclass
 class Project:
     root: Path

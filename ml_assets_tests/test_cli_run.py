@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ml_assets_tests.conftest import START, make_project
 
 
@@ -27,6 +29,7 @@ def _make_run(project, home: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.long(28)
 def test_exit_0_when_every_gate_passes_then_1_when_a_batch_is_quarantined(tmp_path):
     project = make_project(tmp_path / "p")
     project.write_days(START, 8)

@@ -304,6 +304,7 @@ def test_two_approvals_at_once_move_production_once(two_versions, tmp_path):
     assert verify_audit(pipeline.audit_dir, name) == []
 
 
+@pytest.mark.long(22)
 def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_versions, tmp_path):
     """Two approvals of v2 submitted at once to the real run queue (`dagster job launch`), and
     a real `dagster-daemon run` dequeuing both together (two concurrent runs allowed): the

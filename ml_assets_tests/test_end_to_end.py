@@ -37,6 +37,7 @@ def _versions(project):
     return sorted(str(v.version) for v in client.search_model_versions(f"name='{name}'"))
 
 
+@pytest.mark.long(19)
 def test_whole_loop_then_a_corrupted_batch_changes_nothing(driver, capsys):
     project = driver
     assert run.main([]) == 0
@@ -124,6 +125,7 @@ def _verdict_files(project) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in project.pipeline.ledger_dir.rglob("*.json")}
 
 
+@pytest.mark.long(26)
 def test_make_run_redoes_exactly_what_a_change_affects(driver, capsys, monkeypatch):
     """Retrain on a training change, re-evaluate on a gate change or after a crash, and
     nothing on a change no stage reads (#10 E)."""

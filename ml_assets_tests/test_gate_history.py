@@ -11,6 +11,7 @@ from ml_assets.monitoring.assets import (
     code_location_check_keys,
     gate_history,
     gate_names,
+    pipeline_health,
 )
 from ml_assets.monitoring.gate_history import (
     COLUMNS,
@@ -258,21 +259,24 @@ def test_gate_history_with_no_history_writes_an_empty_report(tmp_path, instance)
     assert list(pd.read_csv(csv_path).columns) == COLUMNS
 
 
-def test_gate_history_job_selects_only_the_asset(tmp_path):
+def test_gate_history_job_selects_only_the_review_assets(tmp_path):
     defs = dg.Definitions(
-        assets=[gate_history, toy_scores, *TOY_CHECKS],
+        assets=[gate_history, pipeline_health, toy_scores, *TOY_CHECKS],
         jobs=[gate_history_job],
         resources={"pipeline": make_project(tmp_path / "p").pipeline},
     )
     job = defs.resolve_job_def("gate_history_job")
-    assert job.asset_layer.executable_asset_keys == {dg.AssetKey("gate_history")}
+    assert job.asset_layer.executable_asset_keys == {
+        dg.AssetKey("gate_history"),
+        dg.AssetKey("pipeline_health"),
+    }
     assert not job.asset_layer.asset_graph.asset_check_keys  # it runs none of the gates
 
 
 # A code location of its own: runs launched from a reconstructable repository (as `dagster dev`
 # and the daemon do) carry it on the context, so the asset lists every check it defines.
 toy_location = dg.Definitions(
-    assets=[gate_history, toy_scores, *TOY_CHECKS],
+    assets=[gate_history, pipeline_health, toy_scores, *TOY_CHECKS],
     jobs=[gate_history_job],
     resources={"pipeline": PipelineResource()},  # config from $ML_ASSETS_CONFIG
     executor=dg.in_process_executor,

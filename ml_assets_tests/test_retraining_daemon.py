@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from ml_assets.demo import simulate
@@ -118,6 +119,7 @@ def _jobs(runs, job: str) -> list:
     return [r for r in runs if r.job_name == job]
 
 
+@pytest.mark.long(130)
 def test_concept_drift_retrains_stages_canaries_and_promotes_under_the_daemon(tmp_path):
     from ml_assets.settings import PROJECT_ROOT
 
