@@ -35,7 +35,10 @@ def markdown_table(
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty:
         return dg.MetadataValue.md("(none)")
-    text = frame.head(max_rows).to_markdown(index=False)
+    # A missing value reads as a dash, not as "nan".
+    shown = frame.head(max_rows)
+    shown = shown.astype(object).where(shown.notna(), "–")
+    text = shown.to_markdown(index=False)
     if len(frame) > max_rows:
         text += f"\n\n… and {len(frame) - max_rows} more row(s), not shown"
     return dg.MetadataValue.md(text)
