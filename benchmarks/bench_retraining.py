@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,12 +190,32 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, default=30)
     parser.add_argument("--new-days", type=int, default=4)
     parser.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)  # one history, in a child
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}; {args.rows_per_day} rows per "
         f"day; training window {args.window_days} days; {args.new_days} new days per history"
     )
-    results = [measure(int(h), args) for h in args.histories.split(",")]
+    histories = [int(h) for h in args.histories.split(",")]
+    if args.json_out:
+        (history,) = histories
+        Path(args.json_out).write_text(json.dumps(measure(history, args)))
+        return
+    # Each history in a fresh process: the same start for both, and no Dagster state (an
+    # instance, its definitions-state storage) carried from one to the next.
+    results = []
+    for history in histories:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "result.json"
+            argv = [sys.argv[0], "--histories", str(history), "--json-out", str(out)]
+            for flag in ("rows_per_day", "window_days", "new_days", "ticks"):
+                argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+            done = subprocess.run(
+                [sys.executable, *argv], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"history {history} failed: {done.stderr[-3000:]}")
+            results.append(json.loads(out.read_text()))
     for r in results:
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in r["parts"].items())
         print(
