@@ -43,6 +43,36 @@ def code_location() -> dg.Definitions:
     return definitions.defs()
 
 
+@contextlib.contextmanager
+def dagster_daemon(workspace: Path, env: dict, cwd: Path) -> Iterator:
+    """A real `dagster-daemon run` on `workspace`, stopped (terminated, killed after 30 s) on
+    leaving the block whatever happened. Its logs and its runs' go to cwd/daemon.log, read as
+    `daemon.log`: a pipe nobody reads fills up and blocks the run processes writing to it."""
+    import subprocess
+    import sys
+
+    log = cwd / "daemon.log"
+    with log.open("w") as sink:
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
+    daemon.log = log
+    try:
+        yield daemon
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
 def pytest_collection_modifyitems(items):
     """The long flows first, longest first (`long(seconds)`, as measured): pytest-xdist hands
     tests out in collection order, and a long test that starts last keeps one worker busy

@@ -20,7 +20,7 @@ from ml_assets.delivery.desired_state import (
 from ml_assets.delivery.rollback import production_history, rollback_target
 from ml_assets.delivery.sensors import build_alias_drift_sensor
 from ml_assets.training.registry import read_audit, verify_audit, version_for_alias
-from ml_assets_tests.conftest import copy_project, decide, run_job
+from ml_assets_tests.conftest import copy_project, dagster_daemon, decide, run_job
 
 
 def test_replicas_are_sized_from_traffic_and_the_measured_cost():
@@ -352,32 +352,15 @@ def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_ve
     instance = dg.DagsterInstance.from_config(str(home))
     queued = instance.get_runs()
     assert [r.status for r in queued] == [dg.DagsterRunStatus.QUEUED] * 2
-    # Logs to a file: a pipe nobody reads fills up and blocks the run processes writing to it.
-    log = tmp_path / "daemon.log"
-    daemon = subprocess.Popen(
-        [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", str(workspace)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        start_new_session=True,
-    )
     finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
-    try:
+    with dagster_daemon(workspace, env, tmp_path) as daemon:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             runs = instance.get_runs()
             if all(r.status in finished for r in runs):
                 break
-            assert daemon.poll() is None, log.read_text()[-3000:]
+            assert daemon.poll() is None, daemon.log.read_text()[-3000:]
             time.sleep(1)
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
     runs = instance.get_runs()
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2, [
         (r.run_id, r.status) for r in runs

@@ -27,6 +27,7 @@ from ml_assets.training.registry import read_audit, verify_audit, version_for_al
 from ml_assets_tests.conftest import (
     DEFAULT_CONFIG,
     START,
+    dagster_daemon,
     decide,
     failed_checks,
     ingest,
@@ -149,19 +150,7 @@ def test_concept_drift_retrains_stages_canaries_and_promotes_under_the_daemon(tm
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     bin_dir = Path(sys.executable).parent
-    # The daemon's and its runs' logs go to a file: a pipe nobody reads fills up and blocks
-    # the run processes writing to it.
-    log = tmp_path / "daemon.log"
-    daemon = subprocess.Popen(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        start_new_session=True,
-    )
-    daemon.log = log
-    try:
+    with dagster_daemon(workspace, env, tmp_path) as daemon:
 
         def scored(day):
             """Production's live record of the day: ingested, scored and measured."""
@@ -217,13 +206,6 @@ def test_concept_drift_retrains_stages_canaries_and_promotes_under_the_daemon(tm
             "the approval",
             lambda runs: len(_jobs(runs, "approval_job")) == 2,  # v1's, in process, and v2's
         )
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
     runs = instance.get_runs()
     failed = [(r.job_name, r.run_id) for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     assert not failed, failed
