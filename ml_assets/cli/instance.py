@@ -21,6 +21,35 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def prepare_pools(instance) -> None:
+    """Create the alias pool's slots (its limit from dagster.yaml's concurrency.pools) before
+    any step claims them, under a lock in DAGSTER_HOME.
+
+    Dagster creates a pool's slots on its first claim; two processes claiming first at the same
+    moment on a new SQLite instance can both create one, and both steps run (seen: two
+    approvals at once overlapping). A pool that exists already, with a limit set by the default
+    or by hand (`dagster instance concurrency set`), is left as it is.
+    """
+    import fcntl
+
+    from ml_assets.delivery.assets import ALIAS_POOL
+
+    storage = instance.event_log_storage
+    with open(Path(instance.root_directory) / ".pools.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if ALIAS_POOL not in storage.get_concurrency_keys():
+            storage.initialize_concurrency_limit_to_default(ALIAS_POOL)
+
+
+def open_instance():
+    """The Dagster instance at DAGSTER_HOME, its alias pool ready (prepare_pools)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    prepare_pools(instance)
+    return instance
+
+
 if __name__ == "__main__":
     import sys
 
@@ -30,4 +59,7 @@ if __name__ == "__main__":
 
         print(load_settings().mlflow_tracking_uri)
     else:
-        print(f"DAGSTER_HOME={ensure_dagster_home()}")
+        # `make dev`: the instance and its pools exist before the webserver and daemon start.
+        home = ensure_dagster_home()
+        open_instance().dispose()
+        print(f"DAGSTER_HOME={home}")

@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from ml_assets.cli.instance import ensure_dagster_home
+from ml_assets.cli.instance import ensure_dagster_home, open_instance
 from ml_assets.data.gates import BATCH_GATES
 from ml_assets.settings import load_settings
 
@@ -136,7 +136,6 @@ def _prepare_batches(settings) -> None:
 
 
 def run_pipeline() -> int:
-    import dagster as dg
 
     from ml_assets.data.assets import batch_partitions
     from ml_assets.definitions import defs as build_definitions
@@ -148,7 +147,7 @@ def run_pipeline() -> int:
     settings = load_settings()
     _prepare_batches(settings)
     pipeline = PipelineResource()
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     known = list(instance.get_dynamic_partitions(batch_partitions.name))
     new, requests = ingestion_requests(pipeline, known)
     if new:
@@ -329,7 +328,6 @@ def run_delivery_job(
     """Run one delivery job (approval, rollback, reconcile, scoring) in this process on the
     instance; print its outcome (the op's output, or each asset's materialization); exit 1 when
     the job refused (a dg.Failure), 2 on any other error."""
-    import dagster as dg
 
     from ml_assets.definitions import defs as build_definitions
 
@@ -340,7 +338,7 @@ def run_delivery_job(
         build_definitions()
         .resolve_job_def(job)
         .execute_in_process(
-            instance=dg.DagsterInstance.get(),
+            instance=open_instance(),
             run_config=run_config,
             tags=tags,
             partition_key=partition,
@@ -382,7 +380,6 @@ def run_delivery_job(
 def score(batch: str | None) -> int:
     """Score one batch through scoring_job: `batch`, or the newest batch that passed every
     blocking data gate (a quarantined or not yet judged batch is skipped, and named)."""
-    import dagster as dg
 
     from ml_assets.data.assets import batch_partitions
     from ml_assets.data.batches import BatchFileError, list_batch_files
@@ -395,7 +392,7 @@ def score(batch: str | None) -> int:
     batch = batch or _newest_passing(dataset, sorted(present, reverse=True))
     if batch not in present:
         raise BatchFileError(f"no batch file for {batch} in {dataset.features_dir}")
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     if batch not in instance.get_dynamic_partitions(batch_partitions.name):
         instance.add_dynamic_partitions(batch_partitions.name, [batch])
     tags = {"ml_assets/trigger": "cli"}
