@@ -142,7 +142,7 @@ def _legacy_files(ledger_dir: Path, check: str) -> list[Path]:
 
 # Each gate file's verdicts, parsed once per process and rewrite: path -> (token, verdicts).
 _FILES: dict[str, tuple[str, dict[str, Verdict]]] = {}
-_TOKEN_HEAD = 64  # bytes: '{\n "written": "<32 hex digits>"' and some
+_TOKEN_HEAD = 64  # bytes: '{"written": "<32 hex digits>"' (46) and some
 
 
 def read_verdicts(

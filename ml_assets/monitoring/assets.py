@@ -248,7 +248,11 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
     import pandas as pd
 
     from ml_assets.monitoring.estimation import expected_roc_auc
-    from ml_assets.monitoring.live import labelled_performance, rollback_breach
+    from ml_assets.monitoring.live import (
+        labelled_performance,
+        read_live_records,
+        rollback_breach,
+    )
 
     settings = pipeline.settings
     policy = settings.delivery.rollback
@@ -282,8 +286,9 @@ def production_performance(context: dg.AssetExecutionContext, pipeline: Pipeline
     (pipeline.live_dir / f"{day}.json").write_text(json.dumps(record, indent=1))
     breach = None
     if reference is not None:
-        records = [json.loads(p.read_text()) for p in pipeline.live_dir.glob("*.json")]
-        breach = rollback_breach(records, version, float(reference), policy)
+        breach = rollback_breach(
+            read_live_records(pipeline.live_dir), version, float(reference), policy
+        )
     auc = performance["roc_auc"]
     yield dg.MaterializeResult(
         metadata={

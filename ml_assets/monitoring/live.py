@@ -11,10 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ml_assets.delivery.policy import RollbackSettings
+
+
+def read_live_records(folder: Path) -> list[dict]:
+    """The per-batch live records production_performance wrote to `folder`, by batch; none
+    before the first."""
+    import json
+
+    return (
+        [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        if folder.is_dir()
+        else []
+    )
 
 
 def labelled_performance(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | int | None]:

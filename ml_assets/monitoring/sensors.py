@@ -63,10 +63,9 @@ def build_performance_slo_sensor(
         ),
     )
     def performance_slo_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
-        import json
 
         from ml_assets.delivery.assets import TEST_AUC_TAG
-        from ml_assets.monitoring.live import rollback_breach
+        from ml_assets.monitoring.live import read_live_records, rollback_breach
         from ml_assets.training.registry import version_for_alias
 
         settings = pipeline.settings
@@ -81,10 +80,7 @@ def build_performance_slo_sensor(
         reference = serving.tags.get(TEST_AUC_TAG)
         if reference is None:
             return dg.SkipReason(f"v{serving.version} has no {TEST_AUC_TAG} tag to compare with")
-        folder = pipeline.live_dir
-        records = (
-            [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
-        )
+        records = read_live_records(pipeline.live_dir)
         breach = rollback_breach(records, str(serving.version), float(reference), policy)
         if breach is None:
             return dg.SkipReason(f"v{serving.version} meets its live-performance SLO")

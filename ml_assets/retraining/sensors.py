@@ -35,6 +35,17 @@ def _values(materialization: dg.AssetMaterialization) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
+def _retrain_request(evidence) -> dg.RunRequest:
+    """training_job for `evidence` (retraining/triggers.Evidence): its run key, trigger and tags."""
+    return dg.RunRequest(
+        run_key=evidence.run_key, tags=evidence_tags(evidence.trigger, evidence.tags())
+    )
+
+
+def _answered(evidence, window_end: str) -> str:
+    return f"{evidence.reason}; the latest model's window (to {window_end}) holds them"
+
+
 def _latest_window_end(instance: dg.DagsterInstance) -> str | None:
     """The newest batch the latest trained model learned from (None before any model)."""
     latest = latest_metadata(instance, candidate_model)
@@ -160,12 +171,8 @@ def build_automation(
             return dg.SkipReason(f"{evidence.reason}; drift.retrain_on_drift is false")
         window_end = _latest_window_end(context.instance)
         if already_trained_on(window_end, evidence):
-            return dg.SkipReason(
-                f"{evidence.reason}; the latest model's window (to {window_end}) holds them"
-            )
-        return dg.RunRequest(
-            run_key=evidence.run_key, tags=evidence_tags(evidence.trigger, evidence.tags())
-        )
+            return dg.SkipReason(_answered(evidence, window_end))
+        return _retrain_request(evidence)
 
     @dg.sensor(
         job=training_job,
@@ -173,26 +180,24 @@ def build_automation(
         default_status=sensor_status("performance_decay_sensor", running),
         description=(
             "Requests retraining when production's ROC AUC stays below its test AUC minus "
-            "retraining.realized_performance's drop on labelled batches; the CBPE estimate "
-            "(before labels land) warns, or retrains where retraining.estimated_performance says."
+            "retraining.realized_performance's drop (or its log loss above its test log loss "
+            "plus the tolerated rise) on labelled batches; the CBPE estimate (before labels "
+            "land) warns, or retrains where retraining.estimated_performance says."
         ),
     )
     def performance_decay_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
-        """Requests retraining on a sustained drop of production's realized (or estimated) AUC."""
+        """Requests retraining on a sustained decay of production's realized AUC or log loss (or,
+        where configured, of its estimated AUC)."""
         from ml_assets.monitoring.live import (
             ESTIMATED,
             REALIZED,
             REALIZED_LOG_LOSS,
+            read_live_records,
             sustained_breach,
         )
         from ml_assets.retraining.triggers import already_trained_on, performance_evidence
 
-        folder = pipeline.live_dir
-        records = (
-            [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-            if folder.is_dir()
-            else []
-        )
+        records = read_live_records(pipeline.live_dir)
         if not records:
             return dg.SkipReason("no batch scored by production has been measured yet")
         newest = max(records, key=lambda r: r["batch"])
@@ -237,13 +242,9 @@ def build_automation(
                 warnings.append(f"early warning ({trigger}): {evidence.reason}")
                 continue
             if already_trained_on(window_end, evidence):
-                warnings.append(
-                    f"{evidence.reason}; the latest model's window (to {window_end}) holds them"
-                )
+                warnings.append(_answered(evidence, window_end))
                 continue
-            return dg.RunRequest(
-                run_key=evidence.run_key, tags=evidence_tags(evidence.trigger, evidence.tags())
-            )
+            return _retrain_request(evidence)
         return dg.SkipReason(
             "; ".join(warnings) or f"v{version} within the retraining performance policy"
         )

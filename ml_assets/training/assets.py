@@ -46,6 +46,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     examples = pd.read_parquet(pipeline.training_dataset_path)
     window = json.loads(pipeline.training_window_path.read_text())
     booster = train_on_splits(examples, dataset, training)
+    train_rows = int((examples[SPLIT_COLUMN] == "train").sum())
     mlflow = context.resources.mlflow
     commit = git_commit(PROJECT_ROOT)
     tags = {
@@ -127,7 +128,7 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "data_version": window["data_version"],
             # The newest batch it learned from: evidence from batches up to here is seen.
             "window_end": window["days"][-1],
-            "train_rows": int((examples[SPLIT_COLUMN] == "train").sum()),
+            "train_rows": train_rows,
             # A hash of the training settings and the contract: `make run` retrains on a change.
             "training_policy": settings.training_policy,
             "code_version": commit,
@@ -135,10 +136,6 @@ def candidate_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             **{k: round(v, 6) for k, v in scores.items()},
             "model_sha256": model_sha,
             "excluded_batches": dg.MetadataValue.json(window["excluded"]),
-            **observability(
-                started,
-                rows=int((examples[SPLIT_COLUMN] == "train").sum()),
-                paths=[local],
-            ),
+            **observability(started, rows=train_rows, paths=[local]),
         }
     )
