@@ -7,22 +7,48 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
+# The packages whose versions `make versions` (and so CI) prints.
+VERSIONED := dagster dagster-webserver dagster-mlflow dagster-postgres dagster-celery mlflow \
+	lightgbm pandera evidently
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
+.PHONY: help venv lock versions run test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
 		| sed -e 's/$$(DAGSTER_PORT)/$(DAGSTER_PORT)/g' -e 's/$$(MLFLOW_PORT)/$(MLFLOW_PORT)/g' \
 		| awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The environment is uv.lock's: every transitive dependency pinned, the same on every machine.
+# uv is pinned too (the version that writes uv.lock) and installed by the machine's pip into a
+# folder of its own, .uv/VERSION, not into .venv: `uv sync` removes from .venv all that uv.lock
+# does not list. uv uses the interpreter of .venv, made from $(PYTHON), and never downloads one.
+UV_VERSION := 0.13.9
+UV_HOME := .uv/$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade --target $(UV_HOME) uv==$(UV_VERSION)
+
+# --locked: install uv.lock as it is (the project itself editable) and stop if it no longer
+# matches pyproject.toml (then `make lock`).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	$(UV) sync --locked --extra dev --python $(BIN)/python
 	touch $(STAMP)
 
-venv: $(STAMP) ## Build .venv with the project and its dev tools
+venv: $(STAMP) ## Build .venv from uv.lock with the project and its dev tools
+
+lock: | $(UV) ## Update uv.lock to pyproject.toml; one package to its newest: make lock UPGRADE=pandas
+	$(UV) lock --python $(PYTHON) $(if $(UPGRADE),--upgrade-package $(UPGRADE))
+
+versions: $(STAMP) ## Print the installed versions of the Dagster family, MLflow, LightGBM, pandera, evidently
+	@$(UV) --version
+	@$(BIN)/python -c 'import importlib.metadata as m, platform, sys; \
+		rows = [("python", platform.python_version())] + [(n, m.version(n)) for n in sys.argv[1:]]; \
+		print("\n".join(f"{n:<18} {v}" for n, v in rows))' $(VERSIONED)
 
 run: $(STAMP) ## Generate the demo data if absent and materialise every asset end to end
 	$(BIN)/python -m ml_assets.cli.run
