@@ -28,6 +28,10 @@ UV_HOME := .uv/$(UV_VERSION)
 UV := $(UV_HOME)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (as on this
+# machine) Python never writes it, and every process would compile Dagster, MLflow and the rest
+# anew (up to 10 s of CPU each). UV_COMPILE_BYTECODE=0 make venv skips it (about 30 s here).
+export UV_COMPILE_BYTECODE ?= 1
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade --target $(UV_HOME) uv==$(UV_VERSION)
