@@ -407,14 +407,32 @@ def _build_trained_pair(root: Path) -> None:
         instance.dispose()
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(root)` run once per test session into <shared>/<name>/p, shared by the
+    pytest-xdist workers: the first to ask builds it under a lock, the others wait for it. A
+    test takes its own copy (copy_project) and never writes into it."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / name
+    root, done = folder / "p", folder / "built"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way
+            folder.mkdir()
+            with module_isolation():
+                build(root)
+            done.touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def trained_pair_root(tmp_path_factory) -> Path:
-    """The folder of a trained pair (see _build_trained_pair), built once per test worker; a test
-    takes its own copy with copy_project."""
-    root = tmp_path_factory.mktemp("trained_pair") / "p"
-    with module_isolation():
-        _build_trained_pair(root)
-    return root
+    """The folder of a trained pair (see _build_trained_pair), built once per test session."""
+    return built_once(tmp_path_factory, "trained_pair", _build_trained_pair)
 
 
 def copy_project(source: Path, target: Path, **delivery) -> Project:

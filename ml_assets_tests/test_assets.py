@@ -3,12 +3,10 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.data.ledger import read_verdict
-from ml_assets.delivery import assets as delivery
 from ml_assets.features import assets as features
-from ml_assets.training.registry import read_audit, version_for_alias
+from ml_assets.training.registry import version_for_alias
 from ml_assets_tests.conftest import (
     ASSETS,
     CHECKS,
@@ -67,74 +65,6 @@ def test_failed_batch_is_quarantined_and_blocks_downstream(project, instance):
     assert not (project.pipeline.features_dir / "training_dataset.parquet").exists()
     # The source file is untouched: nothing is deleted.
     assert (project.settings.dataset.features_dir / "2026-02-01.parquet").exists()
-
-
-def test_training_group_stages_a_passing_candidate(project, instance):
-    days = [(START + dt.timedelta(days=i)).isoformat() for i in range(10)]
-    assert ingest(project, instance, days).success
-    result = train(project, instance, drift=True)
-    assert result.success, failed_checks(result)
-    mats = {
-        e.materialization.asset_key.path[-1]: e.materialization.metadata
-        for e in result.get_asset_materialization_events()
-    }
-    assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
-    assert mats["training_dataset"]["window_end"].value == days[-1]
-    assert mats["candidate_model"]["model_version"].value == "1"
-    assert _check(result, "candidate_meets_metric_floors").passed
-    regression = _check(result, "candidate_not_worse_than_production")
-    assert regression.passed and "no champion" in regression.metadata["reason"].value
-    client = project.pipeline.mlflow_client()
-    name = project.settings.training.registered_model_name
-    staged = version_for_alias(client, name, "staging")
-    assert str(staged.version) == "1"
-    assert staged.tags["data_version"] == mats["training_dataset"]["data_version"].value
-    assert staged.tags["gates"] == "passed"
-    run = client.get_run(staged.run_id)
-    assert run.data.metrics["test_roc_auc"] > 0.7
-    assert run.data.tags["dagster_run_id"] == result.run_id
-    assert version_for_alias(client, name, "production") is None
-    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")] == [
-        "registered",
-        "staged",
-    ]
-    assert mats["drift_report"]["batch"].value == days[-1]
-    assert (project.pipeline.reports_dir / "drift" / f"{days[-1]}.html").exists()
-    split = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
-    assert split.groupby("application_id")["split"].nunique().max() == 1
-
-
-def test_auc_floor_gate_blocks_staging(tmp_path, instance):
-    project = make_project(tmp_path / "p", gates={"floors": {"min_roc_auc": 0.99}})
-    days = project.write_days(START, 6)
-    assert ingest(project, instance, days).success
-    result = train(project, instance)
-    assert not result.success
-    floor = _check(result, "candidate_meets_metric_floors")
-    assert not floor.passed
-    assert floor.metadata["threshold"].value == 0.99 and floor.metadata["decision"].value == "block"
-    materialized = {
-        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
-    }
-    assert "candidate_model" in materialized and "staging_model" not in materialized
-    client = project.pipeline.mlflow_client()
-    assert (
-        version_for_alias(client, project.settings.training.registered_model_name, "staging")
-        is None
-    )
-    # A later run of staging_model alone is refused too: gates are looked up across runs.
-    again = dg.materialize(
-        [*ASSETS, *CHECKS],
-        selection=[delivery.staging_model],
-        instance=instance,
-        resources=project.resources,
-        raise_on_error=False,
-    )
-    assert not again.success
-    assert (
-        version_for_alias(client, project.settings.training.registered_model_name, "staging")
-        is None
-    )
 
 
 def test_regression_gate_and_human_promotion(tmp_path, instance):

@@ -20,6 +20,8 @@ from ml_assets_tests.conftest import (
     CHECKS,
     START,
     add_partitions,
+    built_once,
+    copy_project,
     ingest,
     make_project,
     range_tags,
@@ -38,17 +40,41 @@ STRICT = {
 }
 
 
-def _baseline(tmp_path, instance, strict=True, model=True):
-    """Ten good days ingested and trained on; without `model`, only the training window and
-    the reference profile the statistical gates compare with (no LightGBM, no registry)."""
-    project = make_project(tmp_path / "p", validation=STRICT if strict else {})
+def _build_baseline(root, strict: bool) -> None:
+    """Ten good days ingested, and the training window and reference profile the statistical
+    gates compare with (no LightGBM, no registry)."""
+    project = make_project(root, validation=STRICT if strict else {})
     project.write_days(START, 10)
-    assert ingest(project, instance, BASELINE).success
-    if model:
-        assert train(project, instance).success
-    else:
+    home = root.parent / "dagster_home"
+    home.mkdir()
+    instance = dg.DagsterInstance.local_temp(str(home))
+    try:
+        assert ingest(project, instance, BASELINE).success
         assert _window(project, instance).success
-    return project
+    finally:
+        instance.dispose()
+
+
+@pytest.fixture(scope="session")
+def strict_baseline(tmp_path_factory):
+    return built_once(tmp_path_factory, "gates_strict", lambda r: _build_baseline(r, True))
+
+
+@pytest.fixture(scope="session")
+def default_baseline(tmp_path_factory):
+    return built_once(tmp_path_factory, "gates_default", lambda r: _build_baseline(r, False))
+
+
+@pytest.fixture
+def baseline(strict_baseline, tmp_path):
+    """A copy of the ten judged days under the strict gates (STRICT)."""
+    return copy_project(strict_baseline, tmp_path / "p")
+
+
+@pytest.fixture
+def default_gates_baseline(default_baseline, tmp_path):
+    """A copy of the ten judged days under pipeline.yaml's default severities."""
+    return copy_project(default_baseline, tmp_path / "p")
 
 
 def _window(project, instance):
@@ -87,8 +113,8 @@ def _evaluation(result, name):
         ("covariate_drift", "raw_batches_match_reference_profile", "credit_score"),
     ],
 )
-def test_bad_batch_is_stopped_by_its_gate(tmp_path, instance, scenario, gate, evidence):
-    project = _baseline(tmp_path, instance, model=False)
+def test_bad_batch_is_stopped_by_its_gate(baseline, instance, scenario, gate, evidence):
+    project = baseline
     before = _state(project)
     (day,) = project.write_days(NEW_DAY, 1, scenario=scenario, rows=2000)
     add_partitions(instance, [day])
@@ -114,8 +140,8 @@ def test_bad_batch_is_stopped_by_its_gate(tmp_path, instance, scenario, gate, ev
     assert day not in set(rows["batch_day"])
 
 
-def test_shift_is_flagged_not_quarantined_under_the_default_warn(tmp_path, instance):
-    project = _baseline(tmp_path, instance, strict=False, model=False)
+def test_shift_is_flagged_not_quarantined_under_the_default_warn(default_gates_baseline, instance):
+    project = default_gates_baseline
     (day,) = project.write_days(NEW_DAY, 1, scenario="covariate_drift", rows=2000)
     result = ingest(project, instance, [day])
     assert result.success  # WARN does not block the run
@@ -158,10 +184,10 @@ def _null_burst(features, labels):
     ],
 )
 def test_extreme_shifts_are_errors_under_the_default_warn(
-    tmp_path, instance, mutate, gate, evidence
+    default_gates_baseline, instance, mutate, gate, evidence
 ):
     """Beyond validation.statistics.hard a shift blocks although its gate is WARN (#10 C)."""
-    project = _baseline(tmp_path, instance, strict=False, model=False)
+    project = default_gates_baseline
     (day,) = project.write_days(NEW_DAY, 1, rows=2000)
     dataset = project.settings.dataset
     paths = dataset.features_dir / f"{day}.parquet", dataset.labels_dir / f"{day}.parquet"
@@ -182,8 +208,8 @@ def test_extreme_shifts_are_errors_under_the_default_warn(
     assert day in window["excluded"] and day not in window["days"]
 
 
-def test_fixed_file_comes_back_after_rematerialising(tmp_path, instance):
-    project = _baseline(tmp_path, instance, model=False)
+def test_fixed_file_comes_back_after_rematerialising(baseline, instance, tmp_path):
+    project = baseline
     (day,) = project.write_days(NEW_DAY, 1, scenario="schema_corruption", rows=300)
     assert not ingest(project, instance, [day]).success
     project.write_days(NEW_DAY, 1, rows=300)  # the corrected delivery replaces the file
@@ -195,8 +221,8 @@ def test_fixed_file_comes_back_after_rematerialising(tmp_path, instance):
     assert (project.pipeline.quarantine_dir / day).exists()  # the evidence is kept
 
 
-def test_future_timestamps_are_stopped(tmp_path, instance):
-    project = _baseline(tmp_path, instance, model=False)
+def test_future_timestamps_are_stopped(baseline, instance, tmp_path):
+    project = baseline
     (day,) = project.write_days(NEW_DAY, 1, rows=300)
     path = project.settings.dataset.features_dir / f"{day}.parquet"
     frame = pd.read_parquet(path)
@@ -208,10 +234,10 @@ def test_future_timestamps_are_stopped(tmp_path, instance):
     assert (project.pipeline.quarantine_dir / day).exists()
 
 
-def test_a_redelivered_batch_is_quarantined_and_names_its_source(tmp_path, instance):
+def test_a_redelivered_batch_is_quarantined_and_names_its_source(baseline, instance):
     """The last day's rows again, under new ids and a day later: that batch alone is kept out
     of training, named with the batch it repeats; the window trains on the others."""
-    project = _baseline(tmp_path, instance, model=False)
+    project = baseline
     features_dir, labels_dir = (
         project.settings.dataset.features_dir,
         project.settings.dataset.labels_dir,
@@ -257,8 +283,8 @@ def test_coarse_rows_that_repeat_by_chance_do_not_block(tmp_path, instance):
     assert check.metadata["value"].value > 0.5  # rows do repeat across batches
 
 
-def test_too_few_labels_per_class_blocks_training(tmp_path, instance):
-    project = _baseline(tmp_path, instance, model=False)
+def test_too_few_labels_per_class_blocks_training(baseline, instance, tmp_path):
+    project = baseline
     before = _state(project)
     strict = make_project(tmp_path / "p", validation={**STRICT, "min_labels_per_class": 100_000})
     result = train(strict, instance)

@@ -9,7 +9,6 @@ import dagster as dg
 import pytest
 import yaml
 
-from ml_assets.cli.instance import prepare_pools
 from ml_assets.delivery.desired_state import (
     DesiredState,
     DesiredStateError,
@@ -21,7 +20,7 @@ from ml_assets.delivery.desired_state import (
 from ml_assets.delivery.rollback import production_history, rollback_target
 from ml_assets.delivery.sensors import build_alias_drift_sensor
 from ml_assets.training.registry import read_audit, verify_audit, version_for_alias
-from ml_assets_tests.conftest import copy_project, dagster_daemon, decide, run_job
+from ml_assets_tests.conftest import copy_project, decide, run_job
 
 
 def test_replicas_are_sized_from_traffic_and_the_measured_cost():
@@ -300,93 +299,6 @@ def test_two_approvals_at_once_move_production_once(two_versions, tmp_path):
         start = next(e.timestamp for e in events if e.dagster_event_type == "STEP_START")
         end = next(e.timestamp for e in events if e.dagster_event_type == "STEP_SUCCESS")
         spans.append((start, end))
-    (first, second) = sorted(spans)
-    assert first[1] <= second[0], spans
-    instance.dispose()
-    assert verify_audit(pipeline.audit_dir, name) == []
-
-
-@pytest.mark.long(22)
-def test_two_approvals_through_the_daemons_run_queue_move_production_once(two_versions, tmp_path):
-    """Two approvals of v2 submitted at once to the real run queue (`dagster job launch`), and
-    a real `dagster-daemon run` (two concurrent runs allowed): the model_aliases pool (limit 1)
-    lets one alias move at a time, so production moves once and the second run finds v2
-    already serving."""
-    import shutil
-    import time
-
-    from ml_assets.settings import PROJECT_ROOT
-
-    project = two_versions
-    pipeline = project.pipeline
-    client, name = pipeline.mlflow_client(), project.settings.training.registered_model_name
-    home = tmp_path / "home"
-    home.mkdir()
-    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
-    # Both runs may run at once, so only the pool (limit 1, from the project's file) keeps
-    # their alias moves apart.
-    config["concurrency"]["runs"]["max_concurrent_runs"] = 2
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    workspace = tmp_path / "workspace.yaml"
-    shutil.copyfile(PROJECT_ROOT / "workspace.yaml", workspace)
-    # The instance and its alias pool exist before the processes, as `make dev` leaves them:
-    # runs claiming a new pool's first slot at the same moment could both create one.
-    created = dg.DagsterInstance.from_config(str(home))
-    prepare_pools(created)
-    created.dispose()
-    env = {
-        **os.environ,
-        "ML_ASSETS_CONFIG": str(project.config_path),
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    bin_dir = os.path.dirname(sys.executable)
-    launch = [os.path.join(bin_dir, "dagster"), "job", "launch", "-w", str(workspace)]
-    launch += ["-j", "approval_job"]
-    for who in ("ana", "olu"):
-        decision = {"version": "2", "approver": who, "decision": "approved", "reason": "q"}
-        run_config = {"ops": {"record_decision": {"config": decision}}}
-        submitted = subprocess.run(
-            [*launch, "--config-json", json.dumps(run_config)],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert submitted.returncode == 0, submitted.stderr[-2000:]
-    instance = dg.DagsterInstance.from_config(str(home))
-    queued = instance.get_runs()
-    assert [r.status for r in queued] == [dg.DagsterRunStatus.QUEUED] * 2
-    finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
-    with dagster_daemon(workspace, env, tmp_path) as daemon:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            runs = instance.get_runs()
-            if all(r.status in finished for r in runs):
-                break
-            assert daemon.poll() is None, daemon.log.read_text()[-3000:]
-            time.sleep(1)
-    runs = instance.get_runs()
-    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2, [
-        (r.run_id, r.status) for r in runs
-    ]
-    assert _production(client, name) == "2"
-    assert read_state(pipeline.desired_state_dir, "production").version == "2"
-    promoted = [e for e in read_audit(pipeline.audit_dir, name, "2") if e["event"] == "promoted"]
-    assert len(promoted) == 1
-    approved = [e for e in read_audit(pipeline.audit_dir, name, "2") if e["event"] == "approved"]
-    assert sorted(e["approver"] for e in approved) == ["ana", "olu"]
-    # The alias moves did not overlap. With the pool created up front (prepare_pools), the
-    # queue itself knows its limit and holds the second run until the first's slot is free;
-    # a step that did start would wait for the slot: either way, one move at a time.
-    spans = []
-    for record in runs:
-        events = instance.all_logs(record.run_id)
-        step = [
-            e.timestamp for e in events if e.dagster_event_type in ("STEP_START", "STEP_SUCCESS")
-        ]
-        spans.append((step[0], step[-1]))
     (first, second) = sorted(spans)
     assert first[1] <= second[0], spans
     instance.dispose()

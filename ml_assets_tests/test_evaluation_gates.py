@@ -8,10 +8,14 @@ in test_evaluation_checks.py, its arithmetic with known answers in test_core_eva
 """
 
 import dagster as dg
+import pandas as pd
 
+from ml_assets.delivery import assets as delivery
 from ml_assets.evaluation.assets import load_evaluation
-from ml_assets.training.registry import version_for_alias
+from ml_assets.training.registry import read_audit, version_for_alias
 from ml_assets_tests.conftest import (
+    ASSETS,
+    CHECKS,
     START,
     failed_checks,
     ingest,
@@ -77,8 +81,17 @@ def test_passing_path_all_gates_green(tmp_path, instance):
     project = _project(tmp_path)
     days = project.write_days(START, 8, rows=ROWS)
     assert ingest(project, instance, days).success
-    result = train(project, instance)
+    result = train(project, instance, drift=True)
     assert result.success, failed_checks(result)
+    mats = {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert mats["training_dataset"]["batches"].value == 8  # window_days of the test config
+    assert mats["training_dataset"]["window_end"].value == days[-1]
+    assert mats["candidate_model"]["model_version"].value == "1"
+    regression = _check(result, "candidate_not_worse_than_production")
+    assert "no champion" in regression.metadata["reason"].value
     gates = [
         e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["evaluation_report"]
     ]
@@ -102,6 +115,21 @@ def test_passing_path_all_gates_green(tmp_path, instance):
         .value
     )
     assert reproducible["candidate_sha256"] == reproducible["retrained_sha256"]
+    # Staging carries the data version and the gates' verdict; the run links back to Dagster.
+    staged = version_for_alias(client, name, "staging")
+    assert staged.tags["data_version"] == mats["training_dataset"]["data_version"].value
+    assert staged.tags["gates"] == "passed"
+    run = client.get_run(run_id)
+    assert run.data.metrics["test_roc_auc"] > 0.7
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert [e["event"] for e in read_audit(project.pipeline.audit_dir, name, "1")] == [
+        "registered",
+        "staged",
+    ]
+    assert mats["drift_report"]["batch"].value == days[-1]
+    assert (project.pipeline.reports_dir / "drift" / f"{days[-1]}.html").exists()
+    split = pd.read_parquet(project.pipeline.features_dir / "training_dataset.parquet")
+    assert split.groupby("application_id")["split"].nunique().max() == 1
 
 
 def test_coarse_data_with_another_base_rate_reaches_staging_on_the_defaults(tmp_path, instance):
@@ -140,3 +168,13 @@ def test_degraded_model_fails_the_floors(tmp_path, instance):
         {"staging": None, "production": None},
     )
     assert "roc_auc" in check.metadata["criteria"].value
+    # A later run of staging_model alone is refused too: gates are looked up across runs.
+    again = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=[delivery.staging_model],
+        instance=instance,
+        resources=project.resources,
+        raise_on_error=False,
+    )
+    assert not again.success
+    assert _aliases(project) == {"staging": None, "production": None}
