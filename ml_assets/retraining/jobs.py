@@ -47,6 +47,8 @@ training_job = dg.define_asset_job(
         retraining_ledger,
     ),
     description="Retrain on the passing batches of the window, evaluate, and stage if gates pass.",
+    # deploy/production/dagster.yaml runs one at a time (tag_concurrency_limits on stage).
+    tags={"stage": "training"},
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
