@@ -136,7 +136,15 @@ def _prepare_batches(settings) -> None:
 
 
 def run_pipeline() -> int:
+    """`make run`: bring every asset up to date, print the summary, return the exit code."""
+    outcome = execute_pipeline()
+    print(summarise(*outcome))
+    return outcome[0].exit_code
 
+
+def execute_pipeline() -> tuple[RunReport, object, list, str | None, float]:
+    """Ingest what is new and redo what a change affects, on the instance at DAGSTER_HOME; the
+    report with what `summarise` needs beside it (settings, ingestion requests, job, seconds)."""
     from ml_assets.data.assets import batch_partitions
     from ml_assets.definitions import defs as build_definitions
     from ml_assets.resources import PipelineResource
@@ -175,8 +183,7 @@ def run_pipeline() -> int:
             instance=instance, tags=run_tags, run_config=LOG_CONFIG, raise_on_error=False
         )
         report.absorb(result)
-    print(summarise(report, settings, requests, job, time.perf_counter() - started))
-    return report.exit_code
+    return report, settings, requests, job, time.perf_counter() - started
 
 
 def _what_to_redo(instance, pipeline, settings):
