@@ -12,7 +12,7 @@ VERSIONED := dagster dagster-webserver dagster-mlflow dagster-postgres dagster-c
 	lightgbm pandera evidently
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock versions run ci test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
+.PHONY: help venv lock versions run prod-up prod-down ci test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -56,6 +56,12 @@ versions: $(STAMP) ## Print the installed versions of the Dagster family, MLflow
 
 run: $(STAMP) ## Generate the demo data if absent and materialise every asset end to end
 	$(BIN)/python -m ml_assets.cli.run
+
+prod-up: $(STAMP) ## Start the production servers on 127.0.0.1 (MLflow on Postgres with basic auth, Dagster webserver and daemon); secrets from the environment
+	$(BIN)/python -m ml_assets.cli.prod up
+
+prod-down: ## Stop the servers prod-up started, by their PIDs
+	$(BIN)/python -m ml_assets.cli.prod down
 
 ci: $(STAMP) ## A pull request's asset checks on an ephemeral instance, against production: make ci [CHAMPION=model/folder]
 	$(BIN)/python -m ml_assets.cli.ci $(if $(CHAMPION),--champion-model "$(CHAMPION)")

@@ -133,8 +133,9 @@ class PipelineResource(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _ensure_experiment(client, name: str, artifact_location: str) -> str:
-    """The id of experiment `name`, created with its artefacts under `artifact_location`."""
+def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
+    """The id of experiment `name`, created with its artefacts under `artifact_location` (the
+    server's choice when None)."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id

@@ -78,7 +78,12 @@ class Settings(StrictModel):
         return folder if folder.is_absolute() else (self.source.parent / folder).resolve()
 
     @property
-    def mlflow_artifact_location(self) -> str:
+    def mlflow_artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artefacts: under storage.mlflow_dir for a local
+        store; None for a tracking server, which serves its own (`mlflow server
+        --serve-artifacts`: clients write through it, and never to a path of this machine)."""
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.storage.mlflow_dir / "artifacts").as_uri()
 
     # What each stage's results depend on besides the data: a change redoes that stage and the
