@@ -12,7 +12,7 @@ VERSIONED := dagster dagster-webserver dagster-mlflow dagster-postgres dagster-c
 	lightgbm pandera evidently
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock versions run prod-up prod-down ci test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
+.PHONY: help venv lock versions run prod-up prod-env prod-down ci test dev mlflow lint bench promote approve reject rollback reconcile score audit lineage clean
 
 help: ## List the targets
 	@grep -hE '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -59,6 +59,9 @@ run: $(STAMP) ## Generate the demo data if absent and materialise every asset en
 
 prod-up: $(STAMP) ## Start the production servers on 127.0.0.1 (MLflow on Postgres with basic auth, Dagster webserver and daemon); secrets from the environment
 	$(BIN)/python -m ml_assets.cli.prod up
+
+prod-env: ## Print the exports that point this shell's make run, promote... at them: eval "$$(make -s prod-env)"
+	@$(BIN)/python -m ml_assets.cli.prod env
 
 prod-down: ## Stop the servers prod-up started, by their PIDs
 	$(BIN)/python -m ml_assets.cli.prod down

@@ -2,6 +2,7 @@
 
     python -m ml_assets.cli.prod up      # MLflow server, Dagster webserver and daemon
     python -m ml_assets.cli.prod status
+    eval "$(python -m ml_assets.cli.prod env)"  # this shell's make run, make promote... on them
     python -m ml_assets.cli.prod down    # stops each by the PID it recorded
 
 Every server binds to 127.0.0.1. State, logs and PIDs live under PROD_DIR (default .prod/ in the
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ml_assets.cli.prod", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("command", choices=("up", "down", "status", "env"))
     args = parser.parse_args(argv)
     try:
         if args.command == "down":
@@ -331,6 +332,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
             return 0
         deployment = Deployment.from_environment()
+        if args.command == "env":
+            import shlex
+
+            for key, value in deployment.pipeline_env().items():
+                if key == "MLFLOW_TRACKING_PASSWORD":  # named, not printed
+                    print(f'export {key}="$MLFLOW_PIPELINE_PASSWORD"')
+                elif key != "DAGSTER_PG_PASSWORD":  # inherited from this shell as it is
+                    print(f"export {key}={shlex.quote(value)}")
+            return 0
         running = up(deployment) if args.command == "up" else status(deployment)
         for name, alive in running.items():
             print(f"{name:10s} {'running' if alive else 'stopped'}")
