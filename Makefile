@@ -72,6 +72,12 @@ ci: $(STAMP) ## A pull request's asset checks on an ephemeral instance, against 
 test: $(STAMP) ## Run the test suite, one worker per core
 	$(BIN)/python -m pytest -q -n auto
 
+# A dagster-celery worker for training_job and evaluation_job (pipeline.yaml `execution:`), in the
+# foreground; one per NAME, e.g. two: make celery-worker NAME=w1 & make celery-worker NAME=w2.
+.PHONY: celery-worker
+celery-worker: $(STAMP) ## Start a Celery worker for the training and evaluation jobs: make celery-worker NAME=w1
+	$(BIN)/python -m ml_assets.cli.celery_worker --name "$(NAME)" $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
+
 dev: $(STAMP) ## Start the Dagster UI on 127.0.0.1:$(DAGSTER_PORT)
 	$(BIN)/python -m ml_assets.cli.instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)

@@ -2,8 +2,12 @@
 
 Importing this module reads no file and changes no global state: Dagster calls `defs()` when it
 loads the code location, and only then is pipeline.yaml read (for the sensors' and schedules'
-cadence).
+cadence, and the executor of the training and evaluation jobs).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -25,6 +29,7 @@ from ml_assets.delivery.jobs import (
 from ml_assets.delivery.sensors import build_alias_drift_sensor
 from ml_assets.evaluation import checks as evaluation_checks
 from ml_assets.evaluation.assets import evaluation_report
+from ml_assets.execution import CELERY_JOBS, job_executor
 from ml_assets.features import checks as features_checks
 from ml_assets.features.assets import reference_profile, training_dataset
 from ml_assets.monitoring.assets import (
@@ -52,6 +57,11 @@ from ml_assets.retraining.sensors import build_automation
 from ml_assets.settings import SettingsError, load_settings
 from ml_assets.training import checks as training_checks
 from ml_assets.training.assets import candidate_model
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 ASSETS = [
     raw_batches,
@@ -105,6 +115,27 @@ def _referenced(spec: dg.AssetSpec) -> dg.AssetSpec:
     )
 
 
+def _on_executor(
+    job: UnresolvedAssetJobDefinition, executor: dg.ExecutorDefinition
+) -> UnresolvedAssetJobDefinition:
+    """`job` as defined in its stage, its steps run by `executor`."""
+    return dg.define_asset_job(
+        job.name,
+        selection=job.selection,
+        config=job.config,
+        description=job.description,
+        tags=job.tags,
+        run_tags=job.run_tags,
+        metadata=job.metadata,
+        partitions_def=job.partitions_def,
+        executor_def=executor,
+        hooks=job.hooks,
+        op_retry_policy=job.op_retry_policy,
+        owners=job.owners,
+        automation_condition=job.automation_condition,
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location, with sensor and schedule cadence from pipeline.yaml."""
@@ -134,6 +165,10 @@ def defs() -> dg.Definitions:
     def owned(spec: dg.AssetSpec) -> dg.AssetSpec:
         return spec.replace_attributes(owners=settings.owners)
 
+    # execution.executor: celery gives the training and evaluation jobs dagster-celery's executor;
+    # every other job, and every in-process execution (`make run`, the tests), stays in process.
+    executor = job_executor(settings)
+    jobs = [_on_executor(j, executor) if executor and j.name in CELERY_JOBS else j for j in JOBS]
     assets = [
         _referenced(owned(a)) if isinstance(a, dg.AssetSpec) else a.map_asset_specs(owned)
         for a in dg.with_source_code_references(ASSETS)
@@ -141,7 +176,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=CHECKS,
-        jobs=JOBS,
+        jobs=jobs,
         sensors=sensors,
         schedules=schedules,
         resources={"pipeline": PipelineResource(), "mlflow": mlflow_tracking},

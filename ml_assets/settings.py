@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from ml_assets.data.policy import (
     CONTRACT_KEYS,
@@ -29,6 +29,9 @@ from ml_assets.training.policy import TrainingSettings
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "pipeline.yaml"
 CONFIG_ENV_VAR = "ML_ASSETS_CONFIG"
+# The Celery broker's and result backend's URLs when they hold a password (never in the file).
+CELERY_BROKER_ENV_VAR = "ML_ASSETS_CELERY_BROKER_URL"
+CELERY_BACKEND_ENV_VAR = "ML_ASSETS_CELERY_BACKEND_URL"
 
 
 class SettingsError(ValueError):
@@ -38,6 +41,53 @@ class SettingsError(ValueError):
 class StorageSettings(StrictModel):
     data_dir: Path
     mlflow_dir: Path
+
+
+class CelerySettings(StrictModel):
+    """dagster-celery's broker, result backend and queue, shared by the run and its workers."""
+
+    broker: str = "pyamqp://guest@127.0.0.1:5672//"
+    backend: str = "rpc://"
+    # Workers take tasks from this queue only: one queue per deployment (or per test).
+    queue: str = Field(default="ml_assets", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("broker", "backend")
+    @classmethod
+    def _no_password(cls, url: str, info: ValidationInfo) -> str:
+        from urllib.parse import urlsplit
+
+        if urlsplit(url).password:
+            variable = {"broker": CELERY_BROKER_ENV_VAR, "backend": CELERY_BACKEND_ENV_VAR}
+            raise ValueError(
+                f"holds a password, which must not be in the repository: leave it out here and "
+                f"set ${variable[info.field_name]} to the whole URL"
+            )
+        return url
+
+    @property
+    def broker_env(self) -> str | None:
+        """The environment variable that holds the broker's URL, when it is set."""
+        return CELERY_BROKER_ENV_VAR if os.environ.get(CELERY_BROKER_ENV_VAR) else None
+
+    @property
+    def backend_env(self) -> str | None:
+        return CELERY_BACKEND_ENV_VAR if os.environ.get(CELERY_BACKEND_ENV_VAR) else None
+
+    @property
+    def broker_url(self) -> str:
+        return os.environ.get(CELERY_BROKER_ENV_VAR) or self.broker
+
+    @property
+    def backend_url(self) -> str:
+        return os.environ.get(CELERY_BACKEND_ENV_VAR) or self.backend
+
+
+class ExecutionSettings(StrictModel):
+    """Where the steps of the training and evaluation jobs run: in the run's own process, or
+    on dagster-celery workers (every other job stays in process)."""
+
+    executor: Literal["in_process", "celery"] = "in_process"
+    celery: CelerySettings = Field(default_factory=CelerySettings)
 
 
 class Settings(StrictModel):
@@ -51,6 +101,7 @@ class Settings(StrictModel):
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     storage: StorageSettings
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     # Who answers for the pipeline's assets in the Dagster UI: "team:<name>" or an email.
     owners: list[str] = Field(default_factory=lambda: ["team:ml"])
     source: Path = Field(exclude=True)

@@ -21,6 +21,9 @@ POSTGRES_PORT = int(os.environ.get("ML_ASSETS_TEST_PG_PORT", "5432"))
 POSTGRES_USER = os.environ.get("ML_ASSETS_TEST_PG_USER", os.environ.get("USER", "root"))
 POSTGRES_PASSWORD = os.environ.get("ML_ASSETS_TEST_PG_PASSWORD", "")
 POSTGRES_MAINTENANCE_DB = os.environ.get("ML_ASSETS_TEST_PG_DB", "test")
+# RabbitMQ for the Celery tests, as guest (allowed from loopback, and by the rabbitmq image).
+RABBITMQ_HOST = os.environ.get("ML_ASSETS_TEST_RABBITMQ_HOST", "127.0.0.1")
+RABBITMQ_PORT = int(os.environ.get("ML_ASSETS_TEST_RABBITMQ_PORT", "5672"))
 
 
 def require_service(name: str, host: str, port: int) -> None:

@@ -143,11 +143,22 @@ def test_data_gates_and_model_gates_block():
         assert graph.get(check).blocking, check
 
 
+def test_every_job_runs_in_process_by_default():
+    """pipeline.yaml's default `execution.executor: in_process`: no job needs a worker."""
+    executors = {
+        j.name: j.executor_def.name
+        for j in code_location().resolve_all_job_defs()
+        if not j.name.startswith("__")
+    }
+    assert set(executors.values()) == {"in_process"}, executors
+
+
 def test_definitions_import_leaves_heavy_libraries_unloaded():
     code = (
         "import sys, ml_assets.definitions;"
         "heavy = ('mlflow', 'lightgbm', 'evidently', 'sklearn', 'pandera', 'fairlearn',"
-        " 'statsmodels', 'matplotlib', 'polars', 'pandas', 'numpy', 'pyarrow', 'scipy');"
+        " 'statsmodels', 'matplotlib', 'polars', 'pandas', 'numpy', 'pyarrow', 'scipy',"
+        " 'celery', 'dagster_celery', 'kombu');"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run(

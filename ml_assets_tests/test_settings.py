@@ -152,3 +152,36 @@ def test_mlflow_uri_from_environment_wins(monkeypatch, tmp_path):
     settings = parse_settings(_raw(), tmp_path / "p.yaml")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://db/mlflow")
     assert settings.mlflow_tracking_uri == "postgresql://db/mlflow"
+
+
+def test_an_unknown_executor_names_the_key_and_the_file(tmp_path):
+    raw = _raw()
+    raw["execution"]["executor"] = "dask"
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "p.yaml")
+    message = str(error.value)
+    assert "execution.executor" in message and str(tmp_path / "p.yaml") in message
+    assert "'in_process' or 'celery'" in message
+
+
+def test_the_default_executor_is_in_process(tmp_path):
+    assert load_settings().execution.executor == "in_process"
+    raw = _raw()
+    del raw["execution"]  # a pipeline.yaml written before the block existed
+    assert parse_settings(raw, tmp_path / "p.yaml").execution.executor == "in_process"
+
+
+def test_a_celery_password_stays_out_of_the_file(tmp_path, monkeypatch):
+    raw = _raw()
+    raw["execution"]["celery"]["broker"] = "pyamqp://ml:s3cret@rabbit:5672//"
+    with pytest.raises(SettingsError) as error:
+        parse_settings(raw, tmp_path / "p.yaml")
+    message = str(error.value)
+    assert "execution.celery.broker" in message and "$ML_ASSETS_CELERY_BROKER_URL" in message
+    assert "s3cret" not in message
+    # The environment's URL, password and all, wins over the file's.
+    celery = parse_settings(_raw(), tmp_path / "p.yaml").execution.celery
+    assert celery.broker_url == "pyamqp://guest@127.0.0.1:5672//" and celery.broker_env is None
+    monkeypatch.setenv("ML_ASSETS_CELERY_BROKER_URL", "pyamqp://ml:s3cret@rabbit:5672//")
+    assert celery.broker_url == "pyamqp://ml:s3cret@rabbit:5672//"
+    assert celery.broker_env == "ML_ASSETS_CELERY_BROKER_URL"

@@ -19,6 +19,9 @@ from ml_assets.retraining.jobs import ingestion_job, training_job
 from ml_assets.settings import Settings
 from ml_assets.training.assets import candidate_model
 
+# By name, not by object: the code location gives training_job its executor (pipeline.yaml's
+# `execution:`), and a sensor holding the module's job object would bring a second definition.
+TRAINING_JOB = training_job.name
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -124,7 +127,7 @@ def build_automation(
         )
 
     @dg.sensor(
-        job=training_job,
+        job_name=TRAINING_JOB,
         minimum_interval_seconds=interval,
         default_status=sensor_status("drift_sensor", running),
         description=(
@@ -175,7 +178,7 @@ def build_automation(
         return _retrain_request(evidence)
 
     @dg.sensor(
-        job=training_job,
+        job_name=TRAINING_JOB,
         minimum_interval_seconds=interval,
         default_status=sensor_status("performance_decay_sensor", running),
         description=(
@@ -250,7 +253,7 @@ def build_automation(
         )
 
     @dg.schedule(
-        job=training_job,
+        job_name=TRAINING_JOB,
         cron_schedule=settings.schedules.retraining_cron,
         execution_timezone=settings.schedules.timezone,
         default_status=schedule_status("retraining_schedule", running),
