@@ -69,8 +69,10 @@ prod-down: ## Stop the servers prod-up started, by their PIDs
 ci: $(STAMP) ## A pull request's asset checks on an ephemeral instance, against production: make ci [CHAMPION=model/folder]
 	$(BIN)/python -m ml_assets.cli.ci $(if $(CHAMPION),--champion-model "$(CHAMPION)")
 
+# --maxschedchunk 1: tests are handed out one at a time, so the long flows (collected first)
+# spread over the workers instead of arriving at the first one in a single chunk.
 test: $(STAMP) ## Run the test suite, one worker per core
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --maxschedchunk 1
 
 # A dagster-celery worker for training_job and evaluation_job (pipeline.yaml `execution:`), in the
 # foreground; one per NAME, e.g. two: make celery-worker NAME=w1 & make celery-worker NAME=w2.

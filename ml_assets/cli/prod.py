@@ -1,6 +1,6 @@
 """`make prod-up` / `make prod-down`: the production configuration's servers on one machine.
 
-    python -m ml_assets.cli.prod up      # MLflow server, Dagster webserver and daemon
+    python -m ml_assets.cli.prod up      # MLflow server, Dagster webserver and daemon, 2 workers
     python -m ml_assets.cli.prod status
     eval "$(python -m ml_assets.cli.prod env)"  # this shell's make run, make promote... on them
     python -m ml_assets.cli.prod down    # stops each by the PID it recorded
@@ -18,6 +18,8 @@ auth database, and the Dagster home that links deploy/production/dagster.yaml.
   session key from MLFLOW_FLASK_SERVER_SECRET_KEY; none of them is written to the repository.
 - Dagster: the webserver and the daemon on the Postgres instance (DAGSTER_PG_*, database
   default ml_assets_dagster), talking to MLflow as the pipeline's user.
+- Two Celery workers (cli/celery_worker.py) for the training and evaluation jobs' steps when
+  pipeline.yaml's `execution.executor` is celery (the broker in `execution.celery`).
 
 Postgres connection details come from DAGSTER_PG_HOST, _PORT, _USER and _PASSWORD (defaults:
 127.0.0.1, 5432, $USER, empty: a trust-auth local server); the databases are created when
@@ -222,7 +224,10 @@ def _ensure_pipeline_user(deployment: Deployment) -> None:
         os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
 
 
-def up(deployment: Deployment, servers: tuple[str, ...] = ("mlflow", "webserver", "daemon")):
+SERVERS = ("mlflow", "webserver", "daemon", "worker-1", "worker-2")
+
+
+def up(deployment: Deployment, servers: tuple[str, ...] = SERVERS):
     """Start the servers (those not already running), each on 127.0.0.1."""
     state = deployment.state_dir
     for folder in (state, state / "logs", state / "mlflow-artifacts", deployment.dagster_home):
@@ -284,6 +289,16 @@ def up(deployment: Deployment, servers: tuple[str, ...] = ("mlflow", "webserver"
             [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
             deployment.pipeline_env(),
         )
+    # Two Celery workers for training_job's and evaluation_job's steps (pipeline.yaml's
+    # `execution.executor: celery`; with in_process they wait, and their logs say so).
+    for name in (s for s in servers if s.startswith("worker-")):
+        if not running.get(name):
+            _start(
+                deployment,
+                name,
+                [sys.executable, "-m", "ml_assets.cli.celery_worker", "--name", name],
+                deployment.pipeline_env(),
+            )
     return status(deployment)
 
 
