@@ -50,9 +50,11 @@ def scratch_config(settings, workdir: Path) -> Path:
     return path
 
 
-def champion_source(settings, model_folder: Path | None) -> tuple[Path | None, dict, str]:
-    """The production champion as a local MLflow model folder, its version tags and where it
-    came from; (None, {}, reason) when there is none."""
+def champion_source(
+    settings, model_folder: Path | None, workdir: Path
+) -> tuple[Path | None, dict, str]:
+    """The production champion as a local MLflow model folder (downloaded into `workdir`), its
+    version tags and where it came from; (None, {}, reason) when there is none."""
     if model_folder is not None:
         folder = model_folder.resolve()
         if not (folder / "MLmodel").is_file():
@@ -73,7 +75,8 @@ def champion_source(settings, model_folder: Path | None) -> tuple[Path | None, d
     version = version_for_alias(client, name, alias)
     if version is None:
         return None, {}, f"no version of {name} holds @{alias} in {uri}"
-    target = Path(tempfile.mkdtemp(prefix="ml_assets_champion_"))
+    target = workdir / "champion"
+    target.mkdir()
     with quiet_downloads():
         location = client.get_model_version_download_uri(name, version.version)
         folder = Path(download_artifacts(artifact_uri=location, dst_path=str(target)))
@@ -185,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         # Demo data is generated, as by `make run`, before the sample is drawn.
         run._prepare_batches(settings)
-        folder, tags, origin = champion_source(settings, args.champion_model)
         workdir.mkdir(parents=True, exist_ok=True)
         if any(workdir.iterdir()):
             raise FileExistsError(f"--workdir {workdir} is not empty: CI starts from nothing")
+        folder, tags, origin = champion_source(settings, args.champion_model, workdir)
         config = scratch_config(settings, workdir)
         home = workdir / "dagster_home"
         home.mkdir()
