@@ -178,12 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from ml_assets.cli import run
+    from ml_assets.cli.environment import scoped_environment
     from ml_assets.data.batches import BatchFileError
     from ml_assets.settings import SettingsError
 
     keep = args.workdir is not None
     workdir = args.workdir.resolve() if keep else Path(tempfile.mkdtemp(prefix="ml_assets_ci_"))
-    saved = {k: os.environ.get(k) for k in (CONFIG_ENV_VAR, "DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
+    scratch_env = {CONFIG_ENV_VAR: None, "DAGSTER_HOME": None, "MLFLOW_TRACKING_URI": None}
     try:
         settings = load_settings()
         # Demo data is generated, as by `make run`, before the sample is drawn.
@@ -196,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         home = workdir / "dagster_home"
         home.mkdir()
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        os.environ.update({CONFIG_ENV_VAR: str(config), "DAGSTER_HOME": str(home)})
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        scratch = load_settings()
-        champion = (
-            f"v{import_champion(scratch, folder, tags, origin)} here, from {origin}"
-            if folder is not None
-            else f"none ({origin}): the candidate is judged on its own"
-        )
-        report, *rest = run.execute_pipeline()
+        scratch_env.update({CONFIG_ENV_VAR: str(config), "DAGSTER_HOME": str(home)})
+        with scoped_environment(scratch_env):
+            scratch = load_settings()
+            champion = (
+                f"v{import_champion(scratch, folder, tags, origin)} here, from {origin}"
+                if folder is not None
+                else f"none ({origin}): the candidate is judged on its own"
+            )
+            report, *rest = run.execute_pipeline()
         print(run.summarise(report, *rest))
         summary = markdown_summary(report, scratch, champion, workdir if keep else None)
         print(summary)
@@ -217,11 +218,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -209,9 +209,14 @@ def _ensure_pipeline_user(deployment: Deployment) -> None:
     from mlflow.exceptions import RestException
     from mlflow.server.auth.client import AuthServiceClient
 
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = deployment.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"]
-    try:
+    from ml_assets.cli.environment import scoped_environment
+
+    # MLflow's client reads basic-auth credentials from the environment at each request.
+    admin = {
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": deployment.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    }
+    with scoped_environment(admin):
         client = AuthServiceClient(deployment.tracking_uri)
         try:
             client.get_user(deployment.pipeline_user)
@@ -219,9 +224,6 @@ def _ensure_pipeline_user(deployment: Deployment) -> None:
             client.create_user(
                 deployment.pipeline_user, deployment.secrets["MLFLOW_PIPELINE_PASSWORD"]
             )
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
 
 
 SERVERS = ("mlflow", "webserver", "daemon", "worker-1", "worker-2")
