@@ -41,7 +41,9 @@ from ml_assets_tests.conftest import (
     CHECKS,
     START,
     Project,
+    built_once,
     comparison_with_lower_bound,
+    copy_project,
     failed_checks,
     ingest,
     make_project,
@@ -58,15 +60,26 @@ class Staged:
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory) -> Staged:
+def staged(tmp_path_factory) -> Iterator[Staged]:
+    """This module's copy of the staged project (built once per session, see _build_staged)."""
+    import shutil
+
     # mlflow.set_tracking_uri, called by an earlier test's run, exports MLFLOW_TRACKING_URI,
     # which would point this project at that test's store; an earlier sensor test may leave a
     # stale defs-state storage behind.
     with module_isolation():
-        yield from _staged(tmp_path_factory.mktemp("staged"))
+        built = built_once(tmp_path_factory, "evaluation_checks_staged", _build_staged)
+        root = tmp_path_factory.mktemp("staged")
+        project = copy_project(built / "project", root / "project")
+        shutil.copytree(built / "dagster_home", root / "dagster_home")
+        instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
+        yield Staged(project, instance, Evaluation.load(built / "passing.json"))
+        instance.dispose()
 
 
-def _staged(root) -> Iterator[Staged]:
+def _build_staged(root: Path) -> None:
+    """A real pipeline run stages v1; v2, registered from the same run, is the candidate of
+    `passing.json` (v1's evidence made comfortable); the readiness checks have passed on it."""
     # Behaviour at ERROR here: the crafted evidence decides, not a small model's wiggles.
     project = make_project(
         root / "project",
@@ -109,11 +122,10 @@ def _staged(root) -> Iterator[Staged]:
             "baselines": easy,
         }
     )
-    staged = Staged(project, instance, passing)
+    passing.save(root / "passing.json")
     # The readiness checks judge v2 once, here: each _judge run reads their passing verdict, and
     # each readiness test puts it back after failing it.
-    _ready(staged, READINESS_CHECKS)
-    yield staged
+    _ready(Staged(project, instance, passing), READINESS_CHECKS)
     instance.dispose()
 
 

@@ -24,24 +24,35 @@ from mlflow.exceptions import MlflowException
 from ml_assets.features.examples import SPLIT_COLUMN
 from ml_assets.training.model import load_model, predict_scores
 from ml_assets.training.serving import to_records
-from ml_assets_tests.conftest import START, decide, failed_checks, ingest, make_project, train
+from ml_assets_tests.conftest import (
+    START,
+    built_once,
+    copy_project,
+    decide,
+    failed_checks,
+    ingest,
+    make_project,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory):
-    """A project whose v1 passed the gates and was promoted to production."""
+    """A project whose v1 passed the gates and was promoted to production (this module's copy
+    of a project built once per session)."""
     with pytest.MonkeyPatch.context() as env:
         # As _isolated_env does per test: mlflow.set_tracking_uri, called by an earlier test's
         # run, exports MLFLOW_TRACKING_URI, which would point this project at that test's store.
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.delenv("ML_ASSETS_CONFIG", raising=False)
-        return _promoted(tmp_path_factory.mktemp("served"))
+        built = built_once(tmp_path_factory, "served_promoted", _promoted)
+        return copy_project(built, tmp_path_factory.mktemp("served") / "p")
 
 
 def _promoted(root):
-    project = make_project(root / "p")
+    project = make_project(root)
     days = project.write_days(START, 6)
-    home = root / "dagster_home"
+    home = root.parent / "dagster_home"
     home.mkdir()
     instance = dg.DagsterInstance.local_temp(str(home))
     try:
@@ -51,7 +62,6 @@ def _promoted(root):
         assert decide(project, instance, "1", "ana").success
     finally:
         instance.dispose()
-    return project
 
 
 def _test_rows(project) -> pd.DataFrame:

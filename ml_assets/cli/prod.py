@@ -247,6 +247,9 @@ def up(deployment: Deployment, servers: tuple[str, ...] = SERVERS):
             "MLFLOW_AUTH_CONFIG_PATH": str(_write_auth_config(deployment)),
             "MLFLOW_AUTH_ADMIN_PASSWORD": deployment.secrets["MLFLOW_AUTH_ADMIN_PASSWORD"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": deployment.secrets["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+            # MLflow 3's job runner (GenAI evaluations, trace roll-ups) starts three more
+            # processes, each importing MLflow, and a folder in /dev/shm; nothing here uses it.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         process, log = _start(
             deployment,
@@ -305,6 +308,13 @@ def up(deployment: Deployment, servers: tuple[str, ...] = SERVERS):
 
 
 def _alive(pid: int) -> bool:
+    try:
+        # A server this process started (`up` then `down` in one process) stays a zombie, which
+        # signal 0 still reaches, until it is reaped: reap it here. Another's child raises.
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -16,7 +16,9 @@ class ScheduleSettings(StrictModel):
     # When gate_history_schedule reviews the gates' history (pass rates, margins).
     gate_history_cron: str = "0 6 * * *"
     timezone: str = "UTC"
-    sensor_interval_seconds: int = Field(60, ge=5)
+    # The daemon evaluates sensors on a loop of about 5 s: a minimum interval of 5 s or less
+    # means every pass (an interval of exactly 5 s can miss every other pass by a few ms).
+    sensor_interval_seconds: int = Field(60, ge=1)
     # The sensors and schedules that start RUNNING when the daemon first sees them; every other
     # one starts STOPPED (turn it on in the UI, or list it here). Names are checked when the
     # definitions load.
