@@ -2,13 +2,13 @@
 
 v1 is trained and approved in process; then the daemon runs with the sensors RUNNING
 (pipeline.yaml's `schedules.running`, ticking on every pass of the daemon's 5 s loop) and the
-simulator's batches arrive one at a time. A stable day and the first concept-drift day (the ranking holds, the default rate moves)
-are ingested and scored, and nothing retrains: one breach is no sustained evidence. The second
-drift day breaches production's live log loss again, performance_decay_sensor requests
-training_job with its evidence, the gates pass, v2 is staged, and the canary scores the next
-batch. Two approvals of v2 submitted at once to the run queue (two runs may run at once) move
-production once: the model_aliases pool lets one alias move at a time. The audit log records
-each step. The daemon is stopped in every outcome.
+simulator's batches arrive one at a time. A stable day and the first concept-drift day (the
+ranking holds, the default rate moves) are ingested and scored, and nothing retrains: one
+breach is no sustained evidence. The second drift day breaches production's live log loss
+again, performance_decay_sensor requests training_job with its evidence, the gates pass, v2 is
+staged, and the canary scores the next batch. Two approvals of v2 submitted at once to the run
+queue (two runs may run at once) move production once: the model_aliases pool lets one alias
+move at a time. The audit log records each step. The daemon is stopped in every outcome.
 """
 
 import datetime as dt
