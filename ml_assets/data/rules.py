@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -1023,8 +1024,12 @@ def single_feature_aucs(
         )
         # Categories sharing a positive rate share a score, so theirs are summed again.
         tables.append(_auc_from_counts(counts, group))
-    aucs = _numeric_aucs(frame, numeric, group, positive)
-    collected = pl.collect_all(tables) if tables else []
+    # The categorical counts run on polars' threads while numpy ranks the numeric features
+    # (both release the GIL): on two cores the two halves overlap.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counted = pool.submit(pl.collect_all, tables) if tables else None
+        aucs = _numeric_aucs(frame, numeric, group, positive)
+        collected = counted.result() if counted is not None else []
     for name, table in zip([n for n in present if n not in numeric], collected, strict=True):
         aucs = aucs.join(table.select(group, pl.col("auc").alias(name)), on=group, how="left")
     two_classes = (pl.col("P") > 0) & (pl.col("N") > 0)
