@@ -133,14 +133,21 @@ def _isin(allowed: list[str]) -> pa.Check:
     import pandera.polars as pa
     import polars as pl
 
-    def allowed_only(data) -> pl.LazyFrame:
+    def allowed_only(data, allowed_values: frozenset) -> pl.LazyFrame:
         column = pl.col(data.key)
         if allowed and data.lazyframe.collect_schema()[data.key] == pl.String:
             return data.lazyframe.select(pl.any_horizontal([column == v for v in allowed]))
-        return data.lazyframe.select(column.is_in(frozenset(allowed)))  # pandera's own
+        return data.lazyframe.select(column.is_in(allowed_values))  # pandera's own
 
+    # Built as pandera builds Check.isin: the same set of values, passed (and copied) the same
+    # way, so that even an error naming them names them in the same order.
     return pa.Check(
-        allowed_only, name="isin", error=f"isin({allowed})", statistics={"allowed_values": allowed}
+        allowed_only,
+        name="isin",
+        error=f"isin({allowed})",
+        statistics={"allowed_values": allowed},
+        determined_by_unique=True,
+        allowed_values=frozenset(allowed),
     )
 
 
