@@ -300,7 +300,12 @@ def test_rank_sums_are_polars_average_ranks(values, seed):
 
 def test_single_feature_aucs_of_a_group_without_values():
     """A group in which a numeric feature has no value leaves its positives unranked (rank sum
-    0): its AUC is -(P + 1) / (2 N), folded, as polars' ranks gave it."""
+    0): its AUC is -(P + 1) / (2 N), folded, as polars' ranks gave it.
+
+    Pinned as found, not as wanted: the folded value exceeds 1, so a batch whose nullable
+    feature is entirely missing fails the leakage gate ("alone reach ROC AUC 1.07" on 2,000
+    demo rows without employment_years). Fixing it changes that verdict: a decision of its own.
+    """
     frame = pl.DataFrame(
         {
             "g": [0, 0, 0, 0, 1, 1, 1, 1],
