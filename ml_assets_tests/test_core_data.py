@@ -202,6 +202,29 @@ def test_ledger_reads_and_migrates_the_older_layout(tmp_path):
     assert batch_status(ledger, first, ("schema",)).eligible
 
 
+def test_ledger_rewrite_writes_every_verdict_as_a_fresh_encoding(tmp_path):
+    """A rewrite reuses the line of each verdict it kept from its last rewrite: the file is the
+    one a process encoding every verdict again writes (the token aside)."""
+    from ml_assets.data import ledger as ledger_module
+
+    features_dir, labels_dir, ledger = tmp_path / "f", tmp_path / "l", tmp_path / "ledger"
+    simulate.write_demo(features_dir, labels_dir, start=DAY, days=3, rows_per_day=100, seed=1)
+    batches = list(locate_batches(features_dir, labels_dir).values())
+    passing = _schema(pd.read_parquet(batches[0].features))
+    for run, chosen in (("run-1", batches), ("run-2", batches[1:2]), ("run-3", batches[2:])):
+        for batch in chosen:
+            record_verdict(
+                ledger, "schema", passing, batch, run_id=run, severity="ERROR", policy="p"
+            )
+    text = ledger_path(ledger, "schema").read_text()
+    verdicts = json.loads(text)["verdicts"]
+    fresh = ",\n".join(
+        ledger_module._line(day, ledger_module.Verdict(**v)) for day, v in verdicts.items()
+    )
+    assert text.split("\n", 1)[1] == fresh + "\n}}\n"
+    assert [v["run_id"] for v in verdicts.values()] == ["run-1", "run-2", "run-3"]
+
+
 def test_contiguous_ranges():
     keys = ["a", "b", "c", "d", "e", "f"]
     assert contiguous_ranges(keys, {"b", "c", "e"}) == [("b", "c"), ("e", "e")]

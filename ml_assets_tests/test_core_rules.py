@@ -142,3 +142,36 @@ def test_schema_failures_are_said_in_peoples_words(kind, reason):
     )
     assert not report.passed
     assert report.reason == reason
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pl.Series(["RENT", "BAD", None, "OWN", "rent", " RENT", "MORTGAGEX", "", "x" * 30]),
+        pl.Series(["RENT", "BAD"], dtype=pl.Categorical),
+        pl.Series([1, 2, None]),
+        pl.Series([True, False]),
+        pl.Series([None, None]),
+        pl.Series([], dtype=pl.String),
+    ],
+    ids=["text", "categorical", "integers", "booleans", "nulls", "empty"],
+)
+def test_category_check_fails_exactly_as_pandera_isin(values):
+    """The schema's category check (value comparisons on text) has pandera's Check.isin's
+    name, failure cases and, on a column of another type, its error."""
+    import pandera.errors as pa_errors
+    import pandera.polars as pa
+
+    from ml_assets.data.validation import _isin
+
+    allowed = ["RENT", "MORTGAGE", "OWN"]
+    frame = pl.DataFrame({"x": values})
+    found = []
+    for check in (pa.Check.isin(allowed), _isin(allowed)):
+        schema = pa.DataFrameSchema({"x": pa.Column(pl.String, checks=check, nullable=False)})
+        try:
+            schema.validate(frame, lazy=True)
+            found.append(None)
+        except pa_errors.SchemaErrors as errors:
+            found.append(errors.failure_cases.to_dicts())
+    assert found[0] == found[1]

@@ -120,14 +120,19 @@ def record_verdicts(ledger_dir: Path, check: str, verdicts: list[Verdict]) -> No
         # One verdict per line, each by json's C encoder (indent= takes the pure-Python one,
         # which made a rewrite cost more than the verdicts it adds).
         token = uuid.uuid4().hex
-        lines = ",\n".join(
-            f"{json.dumps(day)}: {json.dumps(v.__dict__)}" for day, v in latest.items()
-        )
+        # A verdict kept from the last rewrite keeps its line: only the new ones are encoded.
+        kept = _LINES.get(str(path), {})
+        lines_of = {
+            day: kept[day][1] if day in kept and kept[day][0] is v else _line(day, v)
+            for day, v in latest.items()
+        }
+        lines = ",\n".join(lines_of.values())
         body = f'{{"written": "{token}", "verdicts": {{\n{lines}\n}}}}\n'
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(body)
         tmp.replace(path)
         _FILES[str(path)] = (token, latest)
+        _LINES[str(path)] = {day: (latest[day], line) for day, line in lines_of.items()}
         # Their verdicts are in the gate's file now (the newer ones win): the migration is done.
         for old in legacy:
             old.unlink()
@@ -142,6 +147,15 @@ def _legacy_files(ledger_dir: Path, check: str) -> list[Path]:
 
 # Each gate file's verdicts, parsed once per process and rewrite: path -> (token, verdicts).
 _FILES: dict[str, tuple[str, dict[str, Verdict]]] = {}
+# The line each verdict of a gate file was written as, by this process: path -> day ->
+# (verdict, line). A line is reused only for the very verdict object it encodes.
+_LINES: dict[str, dict[str, tuple[Verdict, str]]] = {}
+
+
+def _line(day: str, verdict: Verdict) -> str:
+    return f"{json.dumps(day)}: {json.dumps(verdict.__dict__)}"
+
+
 _TOKEN_HEAD = 64  # bytes: '{"written": "<32 hex digits>"' (46) and some
 
 

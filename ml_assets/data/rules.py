@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -918,6 +919,82 @@ def _auc_from_counts(counts: pl.LazyFrame, group: str) -> pl.LazyFrame:
     )
 
 
+def _positive_rank_sum(values: np.ndarray, positive: np.ndarray) -> float:
+    """The positives' rank sum among `values` (none missing; ties at their average rank; NaN
+    above every number and equal to NaN, -0.0 equal to 0.0, as polars ranks them).
+
+    One sort of the values: the rows of a tie block [start, end) share the rank
+    (start + end + 1) / 2. Every term is a whole number far below 2**53 until the single
+    halving, so the sum is exact whatever its order.
+    """
+    order = np.argsort(values)
+    ordered = values[order]
+    boundary = np.empty(len(ordered), dtype=bool)
+    boundary[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=boundary[1:])
+    if len(ordered) and np.isnan(ordered[-1]):  # NaN sorts last; NaNs tie with each other
+        nan = np.isnan(ordered)
+        boundary[1:] &= ~(nan[1:] & nan[:-1])
+    starts = np.flatnonzero(boundary)
+    ends = np.append(starts[1:], len(ordered))
+    positives = np.add.reduceat(positive[order].astype(np.int64), starts) if len(starts) else starts
+    return int(positives @ (starts + ends + 1)) / 2
+
+
+def _numeric_aucs(frame: pl.DataFrame, names: list[str], group: str, positive: str) -> pl.DataFrame:
+    """Per group: positives "P", negatives "N" and the unfolded AUC of each numeric feature of
+    `names` from its ranks in the group (missing values at the group's median).
+
+    The ranks are taken group by group with numpy's sort: polars' rank("average") in a
+    group-by took 95 ms for the 250,000 rows the leakage gate scores over a 50-batch run (all
+    numeric features, both cores), numpy 50 ms on one. A group with no value of a feature
+    leaves its positives unranked: their rank sum is 0, as polars' sum of missing ranks was.
+    """
+    y = pl.col(positive).cast(pl.Float64)
+    scores = []
+    for name in names:
+        value = pl.col(name)
+        if frame.schema[name] != pl.Float64:
+            value = value.cast(pl.Float64, strict=False)
+        if frame.schema[name] != pl.Float64 or frame[name].null_count():
+            value = value.fill_null(value.median().over(group))
+        scores.append(value.alias(name))
+    table = frame.select(pl.col(group), y.alias(positive), *scores)
+    if not table[group].is_sorted():
+        table = table.sort(group, maintain_order=True)
+    keys = table[group]
+    is_positive = table[positive].to_numpy() == 1
+    columns = {n: table[n].to_numpy() for n in names}
+    unranked = {n: table[n].is_null().to_numpy() for n in names if table[n].null_count()}
+    bounds = (
+        table.lazy()
+        .with_row_index("__i")
+        .group_by(group, maintain_order=True)
+        .agg(pl.col("__i").first().alias("start"), pl.len().alias("n"))
+        .collect()
+    )
+    rows: dict[str, list] = {"P": [], "N": [], **{n: [] for n in names}}
+    for start, n in zip(bounds["start"].to_list(), bounds["n"].to_list(), strict=True):
+        end = start + n
+        positives = is_positive[start:end]
+        P = float(positives.sum())
+        N = float(n) - P
+        rows["P"].append(P)
+        rows["N"].append(N)
+        for name in names:
+            if name in unranked and unranked[name][start:end].all():
+                rank_sum = 0.0
+            else:
+                rank_sum = _positive_rank_sum(columns[name][start:end], positives)
+            u = rank_sum - P * (P + 1) / 2
+            rows[name].append(u / (P * N) if P * N else None)
+    return pl.DataFrame(
+        {group: bounds[group], **rows},
+        schema={group: keys.dtype, "P": pl.Float64, "N": pl.Float64}
+        | dict.fromkeys(names, pl.Float64),
+    )
+
+
 def single_feature_aucs(
     frame: pl.DataFrame, contract: DataContract, group: str, positive: str
 ) -> tuple[pl.DataFrame, list[str]]:
@@ -926,8 +1003,8 @@ def single_feature_aucs(
     Numeric features score by value (missing values at the group's median); categorical
     features by their category's positive rate in the group. The AUCs are exact: a numeric
     feature's is the Mann-Whitney statistic from its ranks in the group (ties at their average
-    rank, half a pair each, the number sklearn's roc_auc_score gives), all numeric features in
-    one pass; a categorical feature's comes from counts of positives and rows per category.
+    rank, half a pair each, the number sklearn's roc_auc_score gives); a categorical feature's
+    comes from counts of positives and rows per category.
     Returns one row per group with its positives ("P"), negatives ("N") and one column per
     feature; a group with a single class gets no AUCs (nulls).
     """
@@ -935,19 +1012,6 @@ def single_feature_aucs(
     lazy = frame.lazy()
     present = [n for n in contract.feature_columns if n in frame.columns]
     numeric = [n for n in present if n in contract.numeric_columns]
-    P, N = y.sum(), pl.len() - y.sum()
-    ranked = []
-    for name in numeric:
-        value = pl.col(name)
-        if frame.schema[name] != pl.Float64:
-            value = value.cast(pl.Float64, strict=False)
-        if frame.schema[name] != pl.Float64 or frame[name].null_count():
-            value = value.fill_null(value.median())
-        # The positives' rank sum less its least possible value counts the (positive,
-        # negative) pairs ranked right: U / (P * N) is the AUC.
-        u = value.rank("average").filter(pl.col(positive)).sum() - P * (P + 1) / 2
-        ranked.append((u / (P * N)).alias(name))
-    base = lazy.group_by(group).agg(P.alias("P"), N.alias("N"), *ranked)
     tables = []
     for name in present:
         if name in numeric:
@@ -960,9 +1024,13 @@ def single_feature_aucs(
         )
         # Categories sharing a positive rate share a score, so theirs are summed again.
         tables.append(_auc_from_counts(counts, group))
-    collected = pl.collect_all([base, *tables])
-    aucs = collected[0]
-    for name, table in zip([n for n in present if n not in numeric], collected[1:], strict=True):
+    # The categorical counts run on polars' threads while numpy ranks the numeric features
+    # (both release the GIL): on two cores the two halves overlap.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counted = pool.submit(pl.collect_all, tables) if tables else None
+        aucs = _numeric_aucs(frame, numeric, group, positive)
+        collected = counted.result() if counted is not None else []
+    for name, table in zip([n for n in present if n not in numeric], collected, strict=True):
         aucs = aucs.join(table.select(group, pl.col("auc").alias(name)), on=group, how="left")
     two_classes = (pl.col("P") > 0) & (pl.col("N") > 0)
     folded = [
