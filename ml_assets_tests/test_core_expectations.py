@@ -299,12 +299,9 @@ def test_rank_sums_are_polars_average_ranks(values, seed):
 
 
 def test_single_feature_aucs_of_a_group_without_values():
-    """A group in which a numeric feature has no value leaves its positives unranked (rank sum
-    0): its AUC is -(P + 1) / (2 N), folded, as polars' ranks gave it.
-
-    Pinned as found, not as wanted: the folded value exceeds 1, so a batch whose nullable
-    feature is entirely missing fails the leakage gate ("alone reach ROC AUC 1.07" on 2,000
-    demo rows without employment_years). Fixing it changes that verdict: a decision of its own.
+    """A group in which a numeric feature has no value at all: the feature ranks nothing, AUC
+    0.5. (It used to leave the positives unranked, a folded AUC of 1.75, and a batch whose
+    nullable feature was entirely missing failed the leakage gate as a leak.)
     """
     frame = pl.DataFrame(
         {
@@ -321,9 +318,9 @@ def test_single_feature_aucs_of_a_group_without_values():
         }
     )
     aucs, _ = single_feature_aucs(frame, contract, "g", "y")
-    # Group 0: U = -2 * 3 / 2 = -3 over 2 * 2 pairs: -0.75, folded to 1.75. Group 1: income
-    # 1.0 (the positive) against 2.0, 3.0 and the median 2.0: no pair ranked right, folded 1.
-    assert aucs["income"].to_list() == [1.75, 1.0]
+    # Group 0: no income, 0.5. Group 1: income 1.0 (the positive) against 2.0, 3.0 and the
+    # median 2.0: no pair ranked right, folded to 1.
+    assert aucs["income"].to_list() == [0.5, 1.0]
 
 
 def test_leakage_needs_evidence_proportional_to_the_batch():

@@ -122,6 +122,9 @@ def batch_schema(
     return pa.DataFrameSchema(columns, strict=True, name=contract.name)
 
 
+_MAX_COMPARED_CATEGORIES = 16
+
+
 def _isin(allowed: list[str]) -> pa.Check:
     """pandera's `Check.isin(allowed)` (same name, error and failure cases), which on a text
     column compares each value with the few allowed ones instead of looking it up in a hash
@@ -133,9 +136,12 @@ def _isin(allowed: list[str]) -> pa.Check:
     import pandera.polars as pa
     import polars as pl
 
+    # Past a few dozen values one hash beats a comparison per allowed value.
+    compare = 0 < len(allowed) <= _MAX_COMPARED_CATEGORIES
+
     def allowed_only(data, allowed_values: frozenset) -> pl.LazyFrame:
         column = pl.col(data.key)
-        if allowed and data.lazyframe.collect_schema()[data.key] == pl.String:
+        if compare and data.lazyframe.collect_schema()[data.key] == pl.String:
             return data.lazyframe.select(pl.any_horizontal([column == v for v in allowed]))
         return data.lazyframe.select(column.is_in(allowed_values))  # pandera's own
 
