@@ -163,7 +163,8 @@ def make_project(root: Path, **overrides) -> Project:
         window_days=8, min_window_days=3, num_boost_round=100, early_stopping_rounds=10
     )
     # Small data, few rounds: a faster learning rate lets the model reach clear-cut scores.
-    raw["training"]["lightgbm"].update(learning_rate=0.1, min_data_in_leaf=10)
+    # One thread: make test runs a worker per core, and two threads each would contend.
+    raw["training"]["lightgbm"].update(learning_rate=0.1, min_data_in_leaf=10, num_threads=1)
     raw["drift"].update(reference_sample_rows=500)
     raw["validation"].update(min_labels_per_class=10)
     # A few hundred test rows: the statistical gates get bounds that fit that noise; tests of
