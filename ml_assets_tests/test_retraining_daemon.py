@@ -7,9 +7,9 @@ drift day (the ranking holds, the default rate moves) is ingested and scored, an
 retrains: one breach is no sustained evidence. The second drift day breaches production's live
 log loss again, performance_decay_sensor requests training_job with its evidence, the gates
 pass, v2 is staged, and the canary scores the next batch. Two approvals of v2 submitted at once
-to the run queue (two runs may run at once) move production once: the model_aliases pool lets
-one alias move at a time. The audit log records each step. The daemon is stopped in every
-outcome."""
+to the run queue (two runs may run at once) move production once (promote reads and moves the
+alias under one lock). The audit log records each step. The daemon is stopped in every outcome.
+"""
 
 import datetime as dt
 import json
@@ -258,17 +258,6 @@ def test_concept_drift_retrains_stages_canaries_and_promotes_under_the_daemon(tm
     ]
     assert sorted(e["approver"] for e in audit if e["event"] == "approved") == ["ana", "olu"]
     assert verify_audit(pipeline.audit_dir, name) == []
-    # The alias moves did not overlap: the pool (or the queue, which knows its limit) held the
-    # second approval until the first had finished.
-    spans = []
-    for record in _jobs(runs, "approval_job")[:2]:  # newest first: the two submitted ones
-        events = instance.all_logs(record.run_id)
-        step = [
-            e.timestamp for e in events if e.dagster_event_type in ("STEP_START", "STEP_SUCCESS")
-        ]
-        spans.append((step[0], step[-1]))
-    (first, second) = sorted(spans)
-    assert first[1] <= second[0], spans
     # Only the evidence retrained: one training run in the whole cycle.
     assert len(_jobs(runs, "training_job")) == 1
     instance.dispose()

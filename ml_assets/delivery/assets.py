@@ -18,6 +18,7 @@ from ml_assets.delivery.desired_state import (
     WITHDRAWN,
     DesiredState,
     Lineage,
+    alias_moves_exclusive,
     commit_message,
     commit_state,
     move_alias,
@@ -519,30 +520,32 @@ def promote(
     report it as a materialization of production_model. Nothing happens when it already serves."""
     settings = pipeline.settings
     name, alias = settings.training.registered_model_name, settings.delivery.production_alias
-    serving = version_for_alias(pipeline.mlflow_client(), name, alias)
-    if serving is not None and str(serving.version) == str(version):
-        return f"v{version} already serves production: nothing changes"
-    state, commit = deploy(
-        pipeline,
-        "production",
-        version,
-        PROMOTED,
-        by=by,
-        run_id=context.run.run_id,
-        reason=reason,
-        approvers=approvers,
-    )
-    append_audit(
-        pipeline.audit_dir,
-        name,
-        version,
-        "promoted",
-        alias=alias,
-        approvers=list(approvers),
-        reason=reason,
-        previous=serving.version if serving else None,
-        dagster_run_id=context.run.run_id,
-    )
+    # Read and move under one lock: a second approval at the same moment finds v{version}.
+    with alias_moves_exclusive(pipeline.data_dir / "production_alias.lock"):
+        serving = version_for_alias(pipeline.mlflow_client(), name, alias)
+        if serving is not None and str(serving.version) == str(version):
+            return f"v{version} already serves production: nothing changes"
+        state, commit = deploy(
+            pipeline,
+            "production",
+            version,
+            PROMOTED,
+            by=by,
+            run_id=context.run.run_id,
+            reason=reason,
+            approvers=approvers,
+        )
+        append_audit(
+            pipeline.audit_dir,
+            name,
+            version,
+            "promoted",
+            alias=alias,
+            approvers=list(approvers),
+            reason=reason,
+            previous=serving.version if serving else None,
+            dagster_run_id=context.run.run_id,
+        )
     card = publish_model_card(pipeline, version)
     context.log_event(
         dg.AssetMaterialization(
