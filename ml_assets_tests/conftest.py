@@ -412,15 +412,15 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     """`build(root)` run once per test session into <shared>/<name>/p, shared by the
     pytest-xdist workers: the first to ask builds it under a lock, the others wait for it. A
     test takes its own copy (copy_project) and never writes into it."""
-    import fcntl
     import shutil
+
+    from ml_assets.locking import exclusive
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     folder = shared / name
     root, done = folder / "p", folder / "built"
-    with (shared / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(shared / f"{name}.lock"):
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way
             folder.mkdir()

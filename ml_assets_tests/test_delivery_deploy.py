@@ -301,12 +301,12 @@ def test_alias_moves_are_exclusive_across_holders(tmp_path):
     import threading
     import time
 
-    from ml_assets.delivery.desired_state import alias_moves_exclusive
+    from ml_assets.locking import exclusive
 
     lock, spans = tmp_path / "data" / "production_alias.lock", []
 
     def hold(seconds: float) -> None:
-        with alias_moves_exclusive(lock):  # each opens the file: flock excludes the two
+        with exclusive(lock):  # each opens the file: flock excludes the two
             start = time.monotonic()
             time.sleep(seconds)
             spans.append((start, time.monotonic()))

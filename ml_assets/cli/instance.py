@@ -30,13 +30,11 @@ def prepare_pools(instance) -> None:
     approvals at once overlapping). A pool that exists already, with a limit set by the default
     or by hand (`dagster instance concurrency set`), is left as it is.
     """
-    import fcntl
-
     from ml_assets.delivery.assets import ALIAS_POOL
+    from ml_assets.locking import exclusive
 
     storage = instance.event_log_storage
-    with open(Path(instance.root_directory) / ".pools.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with exclusive(Path(instance.root_directory) / ".pools.lock"):
         if ALIAS_POOL not in storage.get_concurrency_keys():
             storage.initialize_concurrency_limit_to_default(ALIAS_POOL)
 

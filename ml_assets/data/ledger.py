@@ -16,7 +16,6 @@ that gate records a verdict.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from ml_assets.data.batches import BatchFiles, data_version
 from ml_assets.data.validation import GateReport
+from ml_assets.locking import exclusive
 
 if TYPE_CHECKING:
     from ml_assets.data.redelivery import Sketch
@@ -111,8 +111,7 @@ def record_verdicts(ledger_dir: Path, check: str, verdicts: list[Verdict]) -> No
         return
     ledger_dir.mkdir(parents=True, exist_ok=True)
     path = ledger_path(ledger_dir, check)
-    with open(ledger_dir / f".{check}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with exclusive(ledger_dir / f".{check}.lock"):
         legacy = _legacy_files(ledger_dir, check)
         latest = {**read_verdicts(ledger_dir, check, legacy), **{v.day: v for v in verdicts}}
         latest = dict(sorted(latest.items()))

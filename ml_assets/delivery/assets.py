@@ -18,7 +18,6 @@ from ml_assets.delivery.desired_state import (
     WITHDRAWN,
     DesiredState,
     Lineage,
-    alias_moves_exclusive,
     commit_message,
     commit_state,
     move_alias,
@@ -27,6 +26,7 @@ from ml_assets.delivery.desired_state import (
     write_state,
 )
 from ml_assets.evaluation.assets import evaluation_report, load_evaluation
+from ml_assets.locking import exclusive
 from ml_assets.metadata import markdown_table, observability
 from ml_assets.resources import PipelineResource
 from ml_assets.training.registry import append_audit, version_for_alias
@@ -521,7 +521,10 @@ def promote(
     settings = pipeline.settings
     name, alias = settings.training.registered_model_name, settings.delivery.production_alias
     # Read and move under one lock: a second approval at the same moment finds v{version}.
-    with alias_moves_exclusive(pipeline.data_dir / "production_alias.lock"):
+    # (Dagster's pool should keep the two apart too, but on SQLite two claims at the same
+    # moment can take its one slot together: the claim reads a free slot, then updates it by
+    # id alone.)
+    with exclusive(pipeline.data_dir / "production_alias.lock"):
         serving = version_for_alias(pipeline.mlflow_client(), name, alias)
         if serving is not None and str(serving.version) == str(version):
             return f"v{version} already serves production: nothing changes"

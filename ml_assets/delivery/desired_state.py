@@ -10,11 +10,10 @@ hash the desired state names.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,20 +76,6 @@ def replicas_for(
     per_replica = 1000.0 / single_row_p50_ms
     needed = expected_requests_per_second * (1.0 + headroom) / per_replica
     return max(min_replicas, math.ceil(needed))
-
-
-@contextlib.contextmanager
-def alias_moves_exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold `lock_file` (an OS file lock) while production's alias is read and moved: two
-    processes approving at once then decide one after the other. Dagster's pool should keep
-    them apart too, but on the embedded SQLite instance two claims at the same moment can take
-    the pool's one slot together (its claim reads a free slot, then updates it by id alone)."""
-    import fcntl
-
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        yield
 
 
 def state_path(folder: Path, environment: str) -> Path:
