@@ -71,8 +71,21 @@ ci: $(STAMP) ## A pull request's asset checks on an ephemeral instance, against 
 
 # --maxschedchunk 1: tests are handed out one at a time, so the long flows (collected first)
 # spread over the workers instead of arriving at the first one in a single chunk.
+# The tests' scratch (tmp_path: SQLite instances, MLflow stores, batches; and every temporary
+# folder of their child processes) goes to a fresh folder under TEST_TMPDIR: RAM-backed
+# /dev/shm where it has 2 GB free (a run writes about 350 MB), else $$TMPDIR or /tmp. On disk,
+# the fsyncs left the cores idle, and the suite took 264 s instead of 241 s here. The folder
+# is removed when the tests pass and kept, and named, when one fails.
+# TEST_TMPDIR=/tmp make test puts it on disk.
+TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -gt 2000000 ] \
+	&& echo /dev/shm || echo "$${TMPDIR:-/tmp}")
 test: $(STAMP) ## Run the test suite, one worker per core
-	$(BIN)/python -m pytest -q -n auto --maxschedchunk 1
+	@scratch=$$(mktemp -d -p "$(TEST_TMPDIR)" ml_assets_tests.XXXXXX) \
+		&& echo "test scratch: $$scratch" \
+		&& TMPDIR=$$scratch $(BIN)/python -m pytest -q -n auto --maxschedchunk 1; \
+	status=$$?; \
+	if [ $$status -eq 0 ]; then rm -rf "$$scratch"; else echo "kept for inspection: $$scratch"; fi; \
+	exit $$status
 
 # A dagster-celery worker for training_job and evaluation_job (pipeline.yaml `execution:`), in the
 # foreground; one per NAME, e.g. two: make celery-worker NAME=w1 & make celery-worker NAME=w2.
