@@ -35,9 +35,14 @@ def markdown_table(
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty:
         return dg.MetadataValue.md("(none)")
-    # A missing value reads as a dash, not as "nan".
-    shown = frame.head(max_rows)
-    shown = shown.astype(object).where(shown.notna(), "–")
+    # Python objects, as tabulate prints them (a frame of one dtype would hand it a typed array:
+    # datetimes as integers, booleans as 0 and 1); a missing value reads as a dash, not "nan".
+    # `where` only when a value is missing: it is most of this function's cost (0.6 -> 0.25 ms
+    # for a gate's one-row verdict table, seven of which every new batch writes).
+    shown = frame.head(max_rows).astype(object)
+    missing = shown.isna().to_numpy()
+    if missing.any():
+        shown = shown.where(~missing, "–")
     text = shown.to_markdown(index=False)
     if len(frame) > max_rows:
         text += f"\n\n… and {len(frame) - max_rows} more row(s), not shown"
