@@ -33,7 +33,7 @@ def _train_and_save(examples, path, *, rounds, **params):
         examples[examples.split == "train"],
         examples[examples.split == "validation"],
         CONTRACT,
-        params={"objective": "binary", "num_threads": 2, **params},
+        params={"objective": "binary", "num_threads": 1, **params},
         num_boost_round=rounds,
         early_stopping_rounds=0,
         seed=3,
