@@ -73,7 +73,7 @@ ci: $(STAMP) ## A pull request's asset checks on an ephemeral instance, against 
 # spread over the workers instead of arriving at the first one in a single chunk.
 # The tests' scratch (tmp_path: SQLite instances, MLflow stores, batches; and every temporary
 # folder of their child processes) goes to a fresh folder under TEST_TMPDIR: RAM-backed
-# /dev/shm where it has 2 GB free (a run writes about 350 MB), else $$TMPDIR or /tmp. On disk,
+# /dev/shm where it has 2 GB free (a run writes about 350 MB), else $TMPDIR or /tmp. On disk,
 # the fsyncs left the cores idle, and the suite took 264 s instead of 241 s here. The folder
 # is removed when the tests pass and kept, and named, when one fails.
 # TEST_TMPDIR=/tmp make test puts it on disk.
