@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -87,6 +88,14 @@ def main() -> int:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ml_assets_bench_validation_"))
+    try:
+        return measure(args, work)
+    finally:  # about 60 MB of batches, training dataset and quarantine
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
+    """Both budgets on a window generated under `work`; the figures printed."""
     features_dir, labels_dir = work / "features", work / "labels"
     start = dt.date(2026, 1, 1)
     simulate.write_demo(
