@@ -37,9 +37,9 @@ export UV_COMPILE_BYTECODE ?= 1
 # needs: with num_threads 2 and the other core busy, the demo's training (180,000 rows) took
 # 5.5 to 10.9 s instead of 1.0 s idle, and 300,000 synthetic rows 10 s instead of 0.66 s. At
 # 10,000 spins: 4.5 to 5.0 s and 2.8 s busy, the same idle; the models are the same (the spin
-# count only changes how a waiting thread waits). Every process make
-# starts inherits it: make run and dev, prod-up's servers and the runs they launch, the Celery
-# workers. A value in the environment wins; it must be set before LightGBM's library loads.
+# count only changes how a waiting thread waits). Every process make starts inherits it: make
+# run and dev, prod-up's servers and the runs they launch, the Celery workers. A value in the
+# environment wins; it must be set before LightGBM's library loads.
 export GOMP_SPINCOUNT ?= 10000
 
 $(UV):
