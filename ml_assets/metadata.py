@@ -25,11 +25,18 @@ def significant(value: float, digits: int = 4) -> float:
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
+SHOWN_ROWS = 20  # rows of a metadata table shown in the UI, unless a caller says otherwise
+
+
 def markdown_table(
-    rows: pd.DataFrame | Sequence[Mapping[str, object]], max_rows: int = 20
+    rows: pd.DataFrame | Sequence[Mapping[str, object]],
+    max_rows: int = SHOWN_ROWS,
+    *,
+    total: int | None = None,
 ) -> dg.MetadataValue:
     """A table (a DataFrame, or one mapping per row) as markdown for the UI: the first
-    `max_rows` rows, and a line saying how many more were left out."""
+    `max_rows` rows, and a line saying how many more were left out. `total` is the number of
+    rows the table stands for when `rows` holds only its first ones (default: all of `rows`)."""
     import pandas as pd
 
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
@@ -44,8 +51,9 @@ def markdown_table(
     if missing.any():
         shown = shown.where(~missing, "–")
     text = shown.to_markdown(index=False)
-    if len(frame) > max_rows:
-        text += f"\n\n… and {len(frame) - max_rows} more row(s), not shown"
+    total = len(frame) if total is None else total
+    if total > max_rows:
+        text += f"\n\n… and {total - max_rows} more row(s), not shown"
     return dg.MetadataValue.md(text)
 
 

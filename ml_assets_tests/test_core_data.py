@@ -20,6 +20,7 @@ from ml_assets.data.ledger import (
     read_verdicts,
     record_verdict,
     verdict_path,
+    write_csv,
 )
 from ml_assets.data.rules import judge_frames, validate_batch
 from ml_assets.demo import simulate
@@ -157,7 +158,9 @@ def test_ledger_fails_closed(tmp_path):
     record_verdict(ledger, "schema", failing, second, run_id="run-2", severity="ERROR", policy="p1")
     folder = quarantine_batch(tmp_path / "q", "schema", second, failing, "run-2")
     assert (folder / second.features.name).read_bytes() == second.features.read_bytes()
-    assert (folder / "schema_failure_cases.csv").exists()
+    written = pd.read_csv(folder / "schema_failure_cases.csv", keep_default_na=False)
+    assert list(written.columns) == list(failing.failure_cases.columns)
+    assert len(written) == len(failing.failure_cases) > 0
     assert "missing; found" in (folder / "schema_report.md").read_text()
     assert second.features.exists()
     status = batch_status(ledger, second, GATES)
@@ -295,3 +298,26 @@ def test_window_schema_pass_gives_each_day_its_own_report():
             assert getattr(together, name) == getattr(alone, name), (day, name)
         pd.testing.assert_frame_equal(together.failure_cases, alone.failure_cases)
         pd.testing.assert_frame_equal(together.failing_rows_sample, alone.failing_rows_sample)
+
+
+def test_failure_cases_are_written_as_csv_whatever_their_columns_hold(tmp_path):
+    cases = pd.DataFrame(
+        {
+            "column": ["fico_score", "income", "city"],
+            # pandera's cases of a mistyped column mix numbers and text: written as text
+            "failure_case": [1.5, "abc", None],
+            "index": pd.array([3, None, 7], dtype="Int64"),
+            "passed": [True, False, None],
+            "note": ['say "hi"', "a,b", ""],
+            "when": pd.to_datetime(["2026-02-01 10:30", None, "2026-02-02 00:00"]),
+        },
+        index=[10, 11, 12],  # not written: rows are named by the index column
+    )
+    write_csv(cases, tmp_path / "cases.csv")
+    assert (tmp_path / "cases.csv").read_text().splitlines() == [
+        "column,failure_case,index,passed,note,when",
+        'fico_score,1.5,3,true,"say ""hi""",2026-02-01T10:30:00.000000000',
+        "income,abc,,false,\"a,b\",",
+        'city,,7,,"",2026-02-02T00:00:00.000000000',
+    ]
+    assert cases["failure_case"].tolist() == [1.5, "abc", None]  # the caller's frame unchanged

@@ -59,3 +59,9 @@ def test_rows_past_the_limit_are_counted_not_shown():
     assert text.count("\n|") == 21  # the rule and 20 rows after the header
     assert text.endswith("… and 5 more row(s), not shown")
     assert markdown_table([]).value == "(none)"
+
+
+def test_a_table_of_first_rows_counts_the_rows_it_stands_for():
+    text = markdown_table([{"n": i} for i in range(3)], max_rows=2, total=40).value
+    assert text.count("\n|") == 3 and text.endswith("… and 38 more row(s), not shown")
+    assert "more row" not in markdown_table([{"n": 1}], total=1).value

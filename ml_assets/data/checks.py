@@ -31,7 +31,7 @@ from ml_assets.data.ledger import (
     save_sketches,
 )
 from ml_assets.data.validation import NO_REFERENCE, GateReport, error_report
-from ml_assets.metadata import markdown_table, significant
+from ml_assets.metadata import SHOWN_ROWS, markdown_table, significant
 from ml_assets.resources import PipelineResource
 
 if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
@@ -217,8 +217,12 @@ def judge_run(
         }
         for r in (failed or reports)
     ]
+    # The table shows its first rows only, so only each batch's first cases are stacked for it
+    # (a corrupted batch has tens of thousands); the rest are counted.
     cases = (
-        pd.concat([r.failure_cases.assign(day=r.day) for r in failed]) if failed else pd.DataFrame()
+        pd.concat([r.failure_cases.head(SHOWN_ROWS).assign(day=r.day) for r in failed])
+        if failed
+        else pd.DataFrame()
     )
     sample = (
         pd.concat([r.failing_rows_sample.assign(day=r.day) for r in failed])
@@ -268,7 +272,9 @@ def judge_run(
             ),
             "quarantine": dg.MetadataValue.json(quarantined),
             "verdicts": markdown_table(table),
-            "failure_cases": markdown_table(cases),
+            "failure_cases": markdown_table(
+                cases, total=sum(len(r.failure_cases) for r in failed)
+            ),
             "failing_rows_sample": markdown_table(
                 sample, max_rows=settings.validation.failing_rows_sample
             ),

@@ -273,12 +273,15 @@ def _schema_reports(
                 .with_columns(pl.int_range(pl.len()).over("column", "check").alias("__k"))
                 .sort("__k", maintain_order=True)
             )
+        # The day's row cases as a person reads them, converted once for the reason and the
+        # evidence.
+        mine_cases = None if mine is None else mine.select(SCHEMA_CASE_COLUMNS).to_pandas()
         if rows == 0:
             reason = "the batch has no rows"
         elif bad:
             problems = schema_problems(
                 structural,
-                _empty(SCHEMA_CASE_COLUMNS) if mine is None else mine.to_pandas(),
+                _empty(SCHEMA_CASE_COLUMNS) if mine_cases is None else mine_cases,
                 # Read only for a mistyped column: filtering a million rows is not free.
                 lambda c, i=i: (
                     stack.frame.filter(pl.col(DAY) == i)[c] if c in stack.frame.columns else None
@@ -290,11 +293,13 @@ def _schema_reports(
         else:
             reason = "every row conforms"
         day_cases, sample = structural, _empty([])
-        if mine is not None:
-            day_cases = pd.concat(
-                [structural, mine.select(SCHEMA_CASE_COLUMNS).to_pandas()], ignore_index=True
+        if mine_cases is not None:
+            day_cases = (
+                pd.concat([structural, mine_cases], ignore_index=True)
+                if len(structural)
+                else mine_cases
             )
-            positions = np.unique(mine["__at"].to_numpy())[: settings.sample_rows]
+            positions = mine["__at"].unique().sort().head(settings.sample_rows).to_numpy()
             sample = _rows_of(stack, i, positions)
         elif bad:
             sample = _rows_of(stack, i).head(settings.sample_rows)
