@@ -317,7 +317,7 @@ def test_failure_cases_are_written_as_csv_whatever_their_columns_hold(tmp_path):
     assert (tmp_path / "cases.csv").read_text().splitlines() == [
         "column,failure_case,index,passed,note,when",
         'fico_score,1.5,3,true,"say ""hi""",2026-02-01T10:30:00.000000000',
-        "income,abc,,false,\"a,b\",",
+        'income,abc,,false,"a,b",',
         'city,,7,,"",2026-02-02T00:00:00.000000000',
     ]
     assert cases["failure_case"].tolist() == [1.5, "abc", None]  # the caller's frame unchanged

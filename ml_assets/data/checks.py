@@ -272,9 +272,7 @@ def judge_run(
             ),
             "quarantine": dg.MetadataValue.json(quarantined),
             "verdicts": markdown_table(table),
-            "failure_cases": markdown_table(
-                cases, total=sum(len(r.failure_cases) for r in failed)
-            ),
+            "failure_cases": markdown_table(cases, total=sum(len(r.failure_cases) for r in failed)),
             "failing_rows_sample": markdown_table(
                 sample, max_rows=settings.validation.failing_rows_sample
             ),
