@@ -208,7 +208,7 @@ def schema_problems(
         if not re.fullmatch(r"dtype\(.*\)", str(check)):
             problems.append(f"{column}: {check} ({_short(case)})")
     if len(row_cases):
-        grouped = row_cases.groupby(["column", "check"], sort=False, dropna=False)
+        grouped = row_cases.groupby(["column", "check"], sort=False, dropna=False, observed=True)
         for (column, check), cases in grouped:
             if column in retyped:
                 continue
