@@ -1099,9 +1099,12 @@ def _class_sample(joined: pl.DataFrame, per_class: int) -> pl.DataFrame:
     sizes = np.bincount(group)
     if sizes.max(initial=0) <= per_class:
         return joined
-    share = np.minimum(1.0, per_class / np.maximum(sizes, 1))[group]
-    draw = joined[ROW].hash(seed=0).to_numpy() / 2.0**64
-    return joined.filter(pl.Series(draw < share))
+    share = np.minimum(1.0, per_class / np.maximum(sizes, 1))
+    rows = joined[ROW].to_numpy()
+    # Every batch numbers its rows from 0: each row number is hashed once, not once per batch.
+    numbers = pl.Series(ROW, np.arange(rows.max() + 1, dtype=rows.dtype))
+    draw = numbers.hash(seed=0).to_numpy()[rows] / 2.0**64
+    return joined.filter(pl.Series(draw < share[group]))
 
 
 def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
@@ -1135,7 +1138,9 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
                     f"the batch has no id column {id_!r}: its labels cannot be joined",
                 )
             continue
-        features = stack.frame.drop(contract.target_column, strict=False)
+        # What the join and the AUCs read: filtering and sampling the other columns is waste.
+        scored = [n for n in contract.feature_columns if n in stack.frame.columns and n != id_]
+        features = stack.frame.select(DAY, ROW, id_, *scored)
         distinct = bool(day_statistics(stack, settings)["ids_distinct"].all())
         if not distinct:
             features = features.filter(pl.len().over(DAY, id_) == 1)
@@ -1158,7 +1163,7 @@ def judge_leakage(run: RunData, settings: RuleSettings) -> dict[str, GateReport]
                 on=[DAY, id_],
                 how="inner",
             )
-        joined = _class_sample(joined, settings.leakage_sample_rows // 2)
+        joined = _class_sample(joined.drop(id_), settings.leakage_sample_rows // 2)
         aucs, names = single_feature_aucs(joined, contract, DAY, POSITIVE)
         at = {int(d): k for k, d in enumerate(aucs[DAY].to_list())}
         for i, day in enumerate(stack.days):
