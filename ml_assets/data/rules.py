@@ -297,21 +297,22 @@ def _schema_reports(
             reason = prefix + "; ".join(problems)
         else:
             reason = "every row conforms"
-        day_cases, sample = structural, _empty([])
+        # A structural case names no row: the index column is a nullable integer.
+        day_cases, sample = _empty(SCHEMA_CASE_COLUMNS), _empty([])
         if mine_cases is not None:
-            day_cases = (
+            day_cases = (  # a frame of this day's own either way: converted in place
                 pd.concat([structural, mine_cases], ignore_index=True)
                 if len(structural)
                 else mine_cases
             )
+            day_cases["index"] = day_cases["index"].astype("Int64")
             positions = mine["__at"].unique().sort().head(settings.sample_rows).to_numpy()
             sample = _rows_of(stack, i, positions)
-        elif bad:
-            sample = _rows_of(stack, i).head(settings.sample_rows)
-        if len(day_cases):
-            day_cases = day_cases.astype({"index": "Int64"})  # a structural case names no row
         else:
-            day_cases = _empty(SCHEMA_CASE_COLUMNS)
+            if len(structural):
+                day_cases = structural.astype({"index": "Int64"})
+            if bad:
+                sample = _rows_of(stack, i).head(settings.sample_rows)
         reports[day] = GateReport(
             "schema",
             day,
