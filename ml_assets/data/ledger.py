@@ -267,9 +267,9 @@ _ONE_TYPE = {"string", "empty", "integer", "floating", "boolean", "datetime", "d
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """`frame` as CSV, without its index, by polars' writer: under half of pandas' time on the
-    26,000 schema failure cases of a corrupted 20,000-row batch (8 ms against 22 ms, about a
-    tenth of a failing batch's validation).
+    """`frame` as CSV, without its index, by polars' writer: the 26,000 schema failure cases
+    of a corrupted 20,000-row batch in 4 ms, where pandas' `to_csv` takes 21 ms (10 ms against
+    23 ms with their labels as plain text rather than categories), the same bytes.
 
     Missing values are empty fields, an empty text is `""`, timestamps are ISO 8601 and
     booleans `true`/`false`. A column polars cannot hold as one type (pandera's failure cases
