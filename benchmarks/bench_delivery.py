@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -150,8 +151,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="ml_assets_bench_delivery_"))
+    try:
+        return measure_delivery(args, work)
+    finally:  # the project: its batches, MLflow store, Dagster instance and served models
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_delivery(args: argparse.Namespace, work: Path) -> int:
+    """Every figure on a project made under `work`, printed."""
     env, _home = temp_project(work)
     config = Path(env["ML_ASSETS_CONFIG"])
     raw = yaml.safe_load(config.read_text())
@@ -187,7 +195,10 @@ def main() -> int:
         )
         return [(start + dt.timedelta(days=first + i)).isoformat() for i in range(days)]
 
-    print(f"project in {work}: {args.days} days of {args.rows:,} rows, then 1 more")
+    print(
+        f"project in {work} (removed at the end): {args.days} days of {args.rows:,} rows, "
+        "then 1 more"
+    )
     write(0, args.days)
     print(f"make run (v1): {cli(env):.1f} s")
     promote_seconds = [cli(env, "approve", "--version", "1", "--approver", "ana")]
@@ -313,7 +324,7 @@ def main() -> int:
         f"{server['throughput_rps']:.0f} requests/s with {args.clients} clients "
         f"(p50 {server['loaded_p50_ms']:.2f} ms under that load)"
     )
-    print(f"machine: {os.cpu_count()} cores; work folder {work} (remove it when done)")
+    print(f"machine: {os.cpu_count()} cores")
     return 0
 
 
