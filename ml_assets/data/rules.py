@@ -250,7 +250,7 @@ def _schema_reports(
         cases = cases.select(SCHEMA_CASE_COLUMNS).with_columns(
             pl.col("index").cast(pl.Int64),
             # A few labels repeated on every case: as categories, a corrupted batch's 26,000
-            # cases convert and write in a third of the time (10 ms against 4 ms).
+            # cases are written to the quarantine in 4 ms instead of 10 ms.
             pl.col("schema_context", "column", "check").cast(pl.Categorical),
         )
         structural = cases.filter(pl.col("index").is_null()).to_pandas()
