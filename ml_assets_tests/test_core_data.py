@@ -321,3 +321,11 @@ def test_failure_cases_are_written_as_csv_whatever_their_columns_hold(tmp_path):
         'city,,7,,"",2026-02-02T00:00:00.000000000',
     ]
     assert cases["failure_case"].tolist() == [1.5, "abc", None]  # the caller's frame unchanged
+    # Integers beyond 64 bits (a failing value of an id column, say) are written as text.
+    huge = pd.DataFrame({"column": ["id", "id"], "failure_case": [2**64, 7]})
+    write_csv(huge, tmp_path / "huge.csv")
+    assert (tmp_path / "huge.csv").read_text().splitlines() == [
+        "column,failure_case",
+        "id,18446744073709551616",
+        "id,7",
+    ]

@@ -279,17 +279,28 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     import polars as pl
     import pyarrow as pa
 
+    objects = [name for name, column in frame.items() if column.dtype == object]
     mixed = [
         name
-        for name, column in frame.items()
-        if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) not in _ONE_TYPE
+        for name in objects
+        if pd.api.types.infer_dtype(frame[name], skipna=True) not in _ONE_TYPE
     ]
-    if mixed:
-        frame = frame.copy(deep=False)
-        for name in mixed:
-            frame[name] = frame[name].astype(str).where(frame[name].notna(), None)
-    # Through arrow's own conversion: a third of polars.from_pandas' time on a few-row frame.
-    pl.from_arrow(pa.Table.from_pandas(frame, preserve_index=False)).write_csv(path)
+    try:
+        # Through arrow's own conversion: a third of polars.from_pandas' time on a few-row frame.
+        table = pa.Table.from_pandas(_as_text(frame, mixed), preserve_index=False)
+    except OverflowError:  # integers beyond 64 bits: every object column as text
+        table = pa.Table.from_pandas(_as_text(frame, objects), preserve_index=False)
+    pl.from_arrow(table).write_csv(path)
+
+
+def _as_text(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """`frame` with the columns `names` as their values' text (a missing value stays missing)."""
+    if not names:
+        return frame
+    frame = frame.copy(deep=False)
+    for name in names:
+        frame[name] = frame[name].astype(str).where(frame[name].notna(), None)
+    return frame
 
 
 def quarantine_batch(
