@@ -287,15 +287,17 @@ def test_single_feature_aucs_per_group_equal_sklearn():
     st.integers(0, 2**32 - 1),
 )
 @settings(max_examples=200, deadline=None)
-def test_rank_sums_are_polars_average_ranks(values, seed):
-    """The numeric AUCs' rank sums equal polars' average ranks: ties (-0.0 with 0.0, NaN with
-    NaN, NaN above infinity) share their rank, and the sums are exact."""
-    from ml_assets.data.rules import _positive_rank_sum
+def test_mann_whitney_u_is_the_positives_rank_sum_by_polars_average_ranks(values, seed):
+    """The numeric AUCs' U statistic is the positives' rank sum, less its least value, with
+    polars' average ranks: ties (-0.0 with 0.0, NaN with NaN, NaN above infinity) share their
+    rank, and the sums are exact."""
+    from ml_assets.data.rules import _mann_whitney_u
 
     values = np.array(values, dtype=float)
     positive = np.random.default_rng(seed).random(len(values)) < 0.5
     ranks = pl.Series(values, nan_to_null=False).rank("average").to_numpy()
-    assert _positive_rank_sum(values, positive) == ranks[positive].sum()
+    n_pos = int(positive.sum())
+    assert _mann_whitney_u(values, positive) == ranks[positive].sum() - n_pos * (n_pos + 1) / 2
 
 
 def test_single_feature_aucs_of_a_group_without_values():

@@ -930,35 +930,38 @@ def _auc_from_counts(counts: pl.LazyFrame, group: str) -> pl.LazyFrame:
     )
 
 
-def _positive_rank_sum(values: np.ndarray, positive: np.ndarray) -> float:
-    """The positives' rank sum among `values` (none missing; ties at their average rank; NaN
+def _mann_whitney_u(values: np.ndarray, positive: np.ndarray) -> float:
+    """The Mann-Whitney U of the positives among `values` (none missing): the pairs of a
+    positive and a negative where the positive's value is the greater, ties half a pair (NaN
     above every number and equal to NaN, -0.0 equal to 0.0, as polars ranks them).
 
-    One sort of the values: the rows of a tie block [start, end) share the rank
-    (start + end + 1) / 2. Every term is a whole number far below 2**53 until the single
-    halving, so the sum is exact whatever its order.
+    Each class is sorted on its own (numpy's sort, several times faster than the argsort a
+    rank sum needs) and each distinct positive value is looked up among the negatives once:
+    on the 450 groups of 5,000 values of a 50-batch run, 30 ms against 34 ms for the rank
+    sums, and on the window's 200,000, a third of their time. Every term is a whole number far
+    below 2**53 until the single halving, so the sum is exact whatever its order.
     """
-    order = np.argsort(values)
-    ordered = values[order]
-    boundary = np.empty(len(ordered), dtype=bool)
-    boundary[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=boundary[1:])
-    if len(ordered) and np.isnan(ordered[-1]):  # NaN sorts last; NaNs tie with each other
-        nan = np.isnan(ordered)
-        boundary[1:] &= ~(nan[1:] & nan[:-1])
-    starts = np.flatnonzero(boundary)
-    ends = np.append(starts[1:], len(ordered))
-    positives = np.add.reduceat(positive[order].astype(np.int64), starts) if len(starts) else starts
-    return int(positives @ (starts + ends + 1)) / 2
+    positives = np.sort(values[positive])
+    negatives = np.sort(values[~positive])
+    if not len(positives):
+        return 0.0
+    first = np.empty(len(positives), dtype=bool)
+    first[0] = True
+    np.not_equal(positives[1:], positives[:-1], out=first[1:])  # NaNs stay apart: still exact
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(positives)))
+    below = np.searchsorted(negatives, positives[starts], "left")
+    tied = np.searchsorted(negatives, positives[starts], "right") - below
+    return (2 * int(counts @ below) + int(counts @ tied)) / 2
 
 
 def _numeric_aucs(frame: pl.DataFrame, names: list[str], group: str, positive: str) -> pl.DataFrame:
     """Per group: positives "P", negatives "N" and the unfolded AUC of each numeric feature of
     `names` from its ranks in the group (missing values at the group's median).
 
-    The ranks are taken group by group with numpy's sort: polars' rank("average") in a
+    The U statistics are taken group by group with numpy's sort: polars' rank("average") in a
     group-by took 95 ms for the 250,000 rows the leakage gate scores over a 50-batch run (all
-    numeric features, both cores), numpy 50 ms on one. A group with no value of a feature
+    numeric features, both cores), numpy 30 ms on one. A group with no value of a feature
     has nothing to rank by: its AUC is 0.5.
     """
     y = pl.col(positive).cast(pl.Float64)
@@ -999,8 +1002,8 @@ def _numeric_aucs(frame: pl.DataFrame, names: list[str], group: str, positive: s
                 # No value at all: the feature is the same for every row and ranks nothing.
                 rows[name].append(0.5)
             else:
-                rank_sum = _positive_rank_sum(columns[name][start:end], positives)
-                rows[name].append((rank_sum - P * (P + 1) / 2) / (P * N))
+                u = _mann_whitney_u(columns[name][start:end], positives)
+                rows[name].append(u / (P * N))
     return pl.DataFrame(
         {group: bounds[group], **rows},
         schema={group: keys.dtype, "P": pl.Float64, "N": pl.Float64}
