@@ -83,6 +83,30 @@ def test_a_sample_keeps_whole_ids_and_names_rows_by_their_file_position(tmp_path
     assert sorted(frame.sample(frac=0.1, random_state=3).index) == kept.tolist()
 
 
+def test_a_stacks_day_is_exactly_its_rows_whole_or_sampled(tmp_path):
+    """Stack.day(k), the slice the rules read a day's rows through, holds exactly the rows of
+    DAY k: days of different sizes, read whole and at sample depth."""
+    from ml_assets.data.reading import DAY
+
+    features, labels = tmp_path / "f", tmp_path / "l"
+    for offset, rows in enumerate((30, 70, 50)):
+        simulate.write_demo(
+            features,
+            labels,
+            start=START + dt.timedelta(days=offset),
+            days=1,
+            rows_per_day=rows,
+            seed=5,
+        )
+    batches = locate_batches(features, labels)
+    for sample in (None, (0.5, 3)):
+        run = read_run(batches, CONTRACT, labels_in_batch=False, sample=sample)
+        (stack,) = run.stacks
+        assert stack.rows.tolist() == ([30, 70, 50] if sample is None else [15, 35, 25])
+        for k in range(3):
+            assert stack.day(k).equals(stack.frame.filter(pl.col(DAY) == k))
+
+
 def test_an_unreadable_file_is_named_and_left_out_of_the_run(tmp_path):
     features, labels = tmp_path / "f", tmp_path / "l"
     simulate.write_demo(features, labels, start=START, days=3, rows_per_day=50, seed=5)

@@ -208,6 +208,11 @@ class Stack:
     def offsets(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.rows)])
 
+    def day(self, k: int) -> pl.DataFrame:
+        """The rows of `days[k]`: a slice of the stacked frame, no copy (a filter on DAY
+        copied every column of the day and compared the whole stack's)."""
+        return self.frame.slice(int(self.offsets[k]), int(self.rows[k]))
+
     def day_of(self, index: np.ndarray) -> np.ndarray:
         """The position in `days` of each stacked row index."""
         return np.searchsorted(self.offsets, index, side="right") - 1

@@ -82,12 +82,14 @@ def _as_evidence(rows: pl.DataFrame) -> pd.DataFrame:
     return rows.to_pandas().set_index(ROW).rename_axis(None).drop(columns=[DAY])
 
 
-def _rows_of(stack: Stack, i: int, positions: np.ndarray | None = None) -> pd.DataFrame:
-    """Rows of day `i` of `stack` (all, or those at stacked `positions`), named by their row in
-    their own batch."""
+def _rows_of(
+    stack: Stack, i: int, positions: np.ndarray | None = None, *, limit: int
+) -> pd.DataFrame:
+    """The first `limit` rows of day `i` of `stack` (of all its rows, or of those at stacked
+    `positions`), named by their row in their own batch."""
     if positions is None:
-        return _as_evidence(stack.frame.filter(pl.col(DAY) == i))
-    return _as_evidence(stack.frame[np.asarray(positions, dtype=np.int64)])
+        return _as_evidence(stack.day(i).head(limit))
+    return _as_evidence(stack.frame[np.asarray(positions[:limit], dtype=np.int64)])
 
 
 def _end_of(day: str) -> dt.datetime:
@@ -288,9 +290,7 @@ def _schema_reports(
                 structural,
                 _empty(SCHEMA_CASE_COLUMNS) if mine_cases is None else mine_cases,
                 # Read only for a mistyped column: filtering a million rows is not free.
-                lambda c, i=i: (
-                    stack.frame.filter(pl.col(DAY) == i)[c] if c in stack.frame.columns else None
-                ),
+                lambda c, i=i: stack.day(i)[c] if c in stack.frame.columns else None,
                 rows,
             )
             prefix = "" if len(structural) else f"{bad:,} of {rows:,} rows fail the schema: "
@@ -307,12 +307,12 @@ def _schema_reports(
             )
             day_cases["index"] = day_cases["index"].astype("Int64")
             positions = mine["__at"].unique().sort().head(settings.sample_rows).to_numpy()
-            sample = _rows_of(stack, i, positions)
+            sample = _rows_of(stack, i, positions, limit=settings.sample_rows)
         else:
             if len(structural):
                 day_cases = structural.astype({"index": "Int64"})
             if bad:
-                sample = _rows_of(stack, i).head(settings.sample_rows)
+                sample = _rows_of(stack, i, limit=settings.sample_rows)
         reports[day] = GateReport(
             "schema",
             day,
@@ -349,7 +349,7 @@ def judge_timestamps(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
                     1.0,
                     0.0,
                     pd.DataFrame({"problem": [f"no column {stamp!r}"]}),
-                    _rows_of(stack, i).head(settings.sample_rows),
+                    _rows_of(stack, i, limit=settings.sample_rows),
                     f"the batch has no {stamp!r} column",
                 )
             continue
@@ -359,7 +359,7 @@ def judge_timestamps(run: RunData, settings: RuleSettings) -> dict[str, GateRepo
             cases, sample = _empty([key, stamp]), _empty([])
             if count:
                 stamps = _stamps(stack, stamp)
-                bad = stack.frame.filter(pl.col(DAY) == i)
+                bad = stack.day(i)
                 if stamps is not None:
                     bad = bad.filter(stamps.is_null() | (stamps >= _end_of(day)))
                 frame = _as_evidence(bad)
@@ -641,7 +641,7 @@ def _expectation_report(
     masks = [e.rows for e in failed if e.rows is not None]
     failing, sample = 0, _empty([])
     if stack is not None and masks:
-        day = stack.frame.filter(pl.col(DAY) == i)
+        day = stack.day(i)
         bad = day.filter(pl.any_horizontal(masks))
         failing = len(bad)
         sample = _as_evidence(bad.head(settings.sample_rows))
@@ -1261,7 +1261,7 @@ def judge_redelivered(run: RunData, settings: RuleSettings) -> dict[str, GateRep
                 verdict.share,
                 verdict.threshold,
                 cases,
-                _rows_of(stack, i).head(settings.sample_rows),
+                _rows_of(stack, i, limit=settings.sample_rows),
                 verdict.reason,
             )
     return reports
