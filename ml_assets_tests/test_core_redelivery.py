@@ -95,3 +95,29 @@ def test_the_first_batch_has_nothing_to_repeat():
     days, found = _sketches([_fine(100, 0)])
     verdict = judge_redelivery(found[days[0]], list(found.values()), 0.9)
     assert not verdict.redelivered and verdict.reason == "no earlier batch"
+
+
+def test_kept_sketches_load_in_both_layouts(tmp_path):
+    """A sketch is kept as hex bytes and loads back to the same hashes; a sketch kept in the
+    earlier layout (a list of numbers) still loads, so no kept history is lost."""
+    import json
+
+    from ml_assets.data.ledger import load_sketches, save_sketches
+
+    _, found = _sketches([_fine(700, 0), _fine(40, 1)])
+    save_sketches(tmp_path, found)
+    older = found["2026-01-02"].as_json()
+    hashes = [int(h) for h in found["2026-01-02"].hashes]
+    older.pop("hashes_hex")
+    (tmp_path / "2026-01-02.json").write_text(json.dumps({**older, "hashes": hashes}))
+    loaded = load_sketches(tmp_path, ["2026-01-01", "2026-01-02", "2026-01-03"])
+    assert [s.day for s in loaded] == ["2026-01-01", "2026-01-02"]  # none kept for the third
+    for sketch in loaded:
+        kept = found[sketch.day]
+        assert sketch.hashes.dtype == np.uint64 and sketch.hashes.tolist() == kept.hashes.tolist()
+        assert (sketch.rows, sketch.half_share, sketch.hasher) == (
+            kept.rows,
+            kept.half_share,
+            kept.hasher,
+        )
+    assert max(found["2026-01-01"].hashes) > 2**63  # the full 64 bits survive the round trip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -30,9 +31,10 @@ class BatchFileError(ValueError):
     """A batch or label file is missing, ambiguous or unreadable; the message names the file."""
 
 
-def batch_day(path: Path) -> str | None:
-    """The date a file is the batch of (YYYY-MM-DD.parquet or .csv), else None."""
-    match = BATCH_FILE.match(path.name)
+def batch_day(path: Path | str) -> str | None:
+    """The date a file (a path, or a file name) is the batch of (YYYY-MM-DD.parquet or .csv),
+    else None."""
+    match = BATCH_FILE.match(path if isinstance(path, str) else path.name)
     if not match:
         return None
     try:
@@ -51,15 +53,18 @@ def list_batch_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     found: dict[str, Path] = {}
-    for path in folder.iterdir():
-        day = batch_day(path)
-        if day is None or not path.is_file():
-            continue
-        if day in found:
-            raise BatchFileError(
-                f"two files for batch {day} in {folder}: {found[day].name}, {path.name}"
-            )
-        found[day] = path
+    # scandir: the directory listing tells a file from a folder without a stat per entry
+    # (every new batch's gates list the folder, whose history grows by a file a day).
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            day = batch_day(entry.name)
+            if day is None or not entry.is_file():
+                continue
+            if day in found:
+                raise BatchFileError(
+                    f"two files for batch {day} in {folder}: {found[day].name}, {entry.name}"
+                )
+            found[day] = Path(folder) / entry.name
     return dict(sorted(found.items()))
 
 

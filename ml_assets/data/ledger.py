@@ -210,9 +210,11 @@ def load_sketches(sketches_dir: Path, days: Iterable[str]) -> tuple[Sketch, ...]
         return ()
     found = []
     for day in days:
-        path = sketches_dir / f"{day}.json"
-        if path.exists():
-            found.append(Sketch.from_json(json.loads(path.read_text())))
+        try:
+            text = (sketches_dir / f"{day}.json").read_text()
+        except FileNotFoundError:  # a batch not judged yet has no sketch
+            continue
+        found.append(Sketch.from_json(json.loads(text)))
     return tuple(found)
 
 
