@@ -53,6 +53,18 @@ def pipeline_for(work: Path) -> PipelineResource:
     return PipelineResource(config_path=str(config))
 
 
+def save_reference_profile(batches, pipeline: PipelineResource) -> None:
+    """The profile gates' reference: it comes from the previous window; a profile of the first
+    batch stands in for it here."""
+    first = next(iter(batches.values()))
+    profile = build_profile(
+        join_labels(read_batch(first.features), read_batch(first.labels), CONTRACT, first.day),
+        CONTRACT,
+    )
+    pipeline.features_dir.mkdir(parents=True, exist_ok=True)
+    profile.save(pipeline.reference_profile_path)
+
+
 def judge_all(batches, pipeline) -> int:
     """Every per-batch gate on `batches`, as the checks run them (one call per gate); failures."""
     clear_cache()  # nothing read by an earlier measurement is reused
@@ -134,15 +146,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     )
 
     pipeline = pipeline_for(work)
-    # The reference profile comes from the previous window; a profile of the first batch
-    # stands in for it here.
-    first = next(iter(batches.values()))
-    profile = build_profile(
-        join_labels(read_batch(first.features), read_batch(first.labels), CONTRACT, first.day),
-        CONTRACT,
-    )
-    pipeline.features_dir.mkdir(parents=True, exist_ok=True)
-    profile.save(pipeline.reference_profile_path)
+    save_reference_profile(batches, pipeline)
     # The training dataset asset (not validation) joins the window; its checks read it back.
     examples = pd.concat(
         [
@@ -237,13 +241,7 @@ def measure_history(days: int, work: Path) -> None:
         seed=7,
     )
     batches = locate_batches(pipeline.features_dir, pipeline.settings.dataset.labels_dir)
-    first = next(iter(batches.values()))
-    profile = build_profile(
-        join_labels(read_batch(first.features), read_batch(first.labels), CONTRACT, first.day),
-        CONTRACT,
-    )
-    pipeline.features_dir.mkdir(parents=True, exist_ok=True)
-    profile.save(pipeline.reference_profile_path)
+    save_reference_profile(batches, pipeline)
     history = list(batches)
     for k in range(0, len(history), 50):  # judged 50 at a time, as a backfill's runs would be
         judge_all({d: batches[d] for d in history[k : k + 50]}, pipeline)
