@@ -289,7 +289,7 @@ def _schema_reports(
             problems = schema_problems(
                 structural,
                 _empty(SCHEMA_CASE_COLUMNS) if mine_cases is None else mine_cases,
-                # Read only for a mistyped column: filtering a million rows is not free.
+                # Read only for a mistyped column, whose values are counted.
                 lambda c, i=i: stack.day(i)[c] if c in stack.frame.columns else None,
                 rows,
             )
@@ -950,8 +950,9 @@ def _mann_whitney_u(values: np.ndarray, positive: np.ndarray) -> float:
     np.not_equal(positives[1:], positives[:-1], out=first[1:])  # NaNs stay apart: still exact
     starts = np.flatnonzero(first)
     counts = np.diff(np.append(starts, len(positives)))
-    below = np.searchsorted(negatives, positives[starts], "left")
-    tied = np.searchsorted(negatives, positives[starts], "right") - below
+    distinct = positives[starts]
+    below = np.searchsorted(negatives, distinct, "left")
+    tied = np.searchsorted(negatives, distinct, "right") - below
     return (2 * int(counts @ below) + int(counts @ tied)) / 2
 
 
