@@ -23,6 +23,7 @@ from ml_assets.data.ledger import (
     write_csv,
 )
 from ml_assets.data.rules import judge_frames, validate_batch
+from ml_assets.data.validation import as_pandas
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.settings import load_settings
@@ -58,11 +59,11 @@ def test_renamed_and_retyped_columns_fail_structurally():
         "column credit_score missing; found fico_score; "
         "income: 400 of 400 values are text, expected numbers (e.g. '$44,600')"
     )
-    failing_columns = set(report.failure_cases["column"].dropna())
+    cases = as_pandas(report.failure_cases)
+    failing_columns = set(cases["column"].dropna())
     assert {"income"} <= failing_columns
     assert (
-        "fico_score" in set(report.failure_cases["failure_case"].astype(str))
-        or "credit_score" in failing_columns
+        "fico_score" in set(cases["failure_case"].astype(str)) or "credit_score" in failing_columns
     )
 
 
@@ -71,7 +72,7 @@ def test_value_corruption_counts_failing_rows_and_samples_them():
     assert not report.passed
     assert 0 < report.failing_rows <= report.rows
     assert len(report.failing_rows_sample) == 5
-    assert {"income", "loan_amount"} <= set(report.failure_cases["column"])
+    assert {"income", "loan_amount"} <= set(as_pandas(report.failure_cases)["column"])
 
 
 def test_tolerated_share_of_failing_rows_passes():
@@ -90,7 +91,7 @@ def test_duplicate_ids_fail():
     frame.loc[1, CONTRACT.id_column] = frame.loc[0, CONTRACT.id_column]
     report = _schema(frame)
     assert not report.passed
-    assert "application_id" in set(report.failure_cases["column"])
+    assert "application_id" in set(as_pandas(report.failure_cases)["column"])
 
 
 def _join(features, labels, min_join_rate=0.99, day="2026-02-01"):
@@ -296,7 +297,9 @@ def test_window_schema_pass_gives_each_day_its_own_report():
         together = judged[day]
         for name in ("passed", "rows", "failing_rows", "value", "reason"):
             assert getattr(together, name) == getattr(alone, name), (day, name)
-        pd.testing.assert_frame_equal(together.failure_cases, alone.failure_cases)
+        pd.testing.assert_frame_equal(
+            as_pandas(together.failure_cases), as_pandas(alone.failure_cases)
+        )
         pd.testing.assert_frame_equal(together.failing_rows_sample, alone.failing_rows_sample)
 
 

@@ -28,6 +28,7 @@ from ml_assets.data.expectations import (
     std_ratio,
 )
 from ml_assets.data.rules import judge_frames, single_feature_aucs
+from ml_assets.data.validation import as_pandas
 from ml_assets.demo import simulate
 from ml_assets.features.examples import assign_split, build_features
 from ml_assets.features.integrity import split_integrity
@@ -427,7 +428,7 @@ def test_served_records_are_refused_exactly_where_the_schema_gate_fails_rows():
     broken.loc[6, "utilization"] = -0.5  # below the minimum
     broken.loc[7, "loan_amount"] = 500.0  # on the minimum: fine
     schema = _judge(broken, labels, None)["raw_batches_match_schema"]
-    failed_by_gate = set(schema.failure_cases["index"].astype(int))
+    failed_by_gate = set(as_pandas(schema.failure_cases)["index"].astype(int))
     encoder = RecordEncoder(CONTRACT)
     refused = {}
     for i, record in enumerate(to_records(broken)):

@@ -10,6 +10,7 @@ import pytest
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.reading import read_as_judged, read_run, sampled_rows
 from ml_assets.data.rules import RULES, validate_batch
+from ml_assets.data.validation import as_pandas
 from ml_assets.demo import simulate
 from ml_assets.settings import load_settings
 from ml_assets_tests.conftest import rule_settings
@@ -46,7 +47,7 @@ def test_csv_batches_with_labels_inside_are_judged_like_parquet(tmp_path):
         "raw_labels_join_raw_batches",
     }
     schema = judged["raw_batches_match_schema"][day]
-    assert schema.failing_rows == 2 and set(schema.failure_cases["index"]) == {4, 9}
+    assert schema.failing_rows == 2 and set(as_pandas(schema.failure_cases)["index"]) == {4, 9}
     late = judged["raw_batches_timestamps_not_in_future"][day]
     assert list(late.failure_cases.index) == [7]  # named by its row in the file
     join = judged["raw_labels_join_raw_batches"][day]

@@ -1,57 +1,72 @@
-"""markdown_table: the check metadata's tables, as a person reads them in the UI."""
+"""markdown.table and markdown_table: the tables of the check metadata and the reports, as a
+person reads them."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets import markdown
 from ml_assets.metadata import markdown_table
 
-FRAMES = {
-    "ints": pd.DataFrame({"a": [1, 2, 1234567], "b": [10**12, 5, 6]}),
-    "floats": pd.DataFrame({"a": [0.1, 1e-9, 1234567.0], "b": [1.0, 2.0, 3.5]}),
-    "mixed": pd.DataFrame(
-        {"d": ["x", "y", "z"], "p": [True, False, True], "n": [1, 2, 3], "v": [0.5, 0.25, 1e20]}
-    ),
-    "numpy dtypes": pd.DataFrame(
+
+def test_a_table_reads_as_python_prints_its_values_and_numbers_align_right():
+    numbers = pd.DataFrame(
         {
-            "i8": np.array([1, 2, 3], dtype="int8"),
-            "u": np.array([1, 2, 3], dtype="uint64"),
+            "i8": np.array([1, 2, 30], dtype="int8"),
+            "u": np.array([1, 2, 10**12], dtype="uint64"),
             "f4": np.array([0.1, 0.2, 0.3], dtype="float32"),
+            "f": [1234567.0, 1e-9, np.nan],
+            "n": pd.array([1, None, 3], dtype="Int64"),
         }
-    ),
-    "datetimes only": pd.DataFrame({"t": pd.to_datetime(["2026-01-01", "2026-01-02"])}),
-    "datetime and NaT": pd.DataFrame({"t": pd.to_datetime(["2026-01-01", None])}),
-    "booleans only": pd.DataFrame({"a": [True, False]}),
-    "nullable ints": pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64")}),
-    "categories": pd.DataFrame({"c": pd.Categorical(["a", "b", "a"]), "n": [1.5, 2, 3]}),
-    "float and NaN": pd.DataFrame({"a": [1.0, np.nan]}),
-    "text and None": pd.DataFrame({"a": ["x", None]}),
-}
-
-
-@pytest.mark.parametrize("name", FRAMES)
-def test_a_table_reads_as_tabulate_prints_its_python_values(name):
-    frame = FRAMES[name]
-    # The known answer: every value as a Python object, a missing one as a dash.
-    expected = frame.astype(object).where(frame.notna(), "–").to_markdown(index=False)
-    assert markdown_table(frame).value == expected
-
-
-def test_a_missing_value_reads_as_a_dash_and_booleans_and_dates_as_themselves():
-    text = markdown_table(
-        [
-            {"day": "2026-02-20", "passed": True, "value": 0.8198, "threshold": None},
-            {"day": "2026-02-21", "passed": False, "value": float("nan"), "threshold": 0.98},
-        ]
-    ).value
-    assert text.splitlines() == [
-        "| day        | passed   | value   | threshold   |",
-        "|:-----------|:---------|:--------|:------------|",
-        "| 2026-02-20 | True     | 0.8198  | –           |",
-        "| 2026-02-21 | False    | –       | 0.98        |",
+    )
+    # Known answer: nothing rounded or cut (1234567.0, float32's 0.1), a missing value of any
+    # kind as a dash.
+    assert markdown.table(numbers).splitlines() == [
+        "|  i8 |             u |  f4 |         f |   n |",
+        "|----:|--------------:|----:|----------:|----:|",
+        "|   1 |             1 | 0.1 | 1234567.0 |   1 |",
+        "|   2 |             2 | 0.2 |     1e-09 |   – |",
+        "|  30 | 1000000000000 | 0.3 |         – |   3 |",
     ]
-    dates = markdown_table(pd.DataFrame({"t": pd.to_datetime(["2026-01-01"])})).value
-    assert "2026-01-01 00:00:00" in dates
+    others = pd.DataFrame(
+        {
+            "t": pd.to_datetime(["2026-01-01", None]),
+            "c": pd.Categorical(["a", "b|c"]),
+            "p": [True, False],
+            "s": ["two\nlines", None],
+        }
+    )
+    # A pipe escaped and a line break flattened: the table stays one table.
+    assert markdown.table(others).splitlines() == [
+        "| t                   | c    | p     | s         |",
+        "|:--------------------|:-----|:------|:----------|",
+        "| 2026-01-01 00:00:00 | a    | True  | two lines |",
+        "| –                   | b\\|c | False | –         |",
+    ]
+
+
+@pytest.mark.parametrize(
+    "column", [[True, False], np.array([True, False]), ["1", "2"], [1, "x"], [None, None]]
+)
+def test_booleans_text_and_mixed_columns_align_left(column):
+    rule = markdown.table(pd.DataFrame({"a": column})).splitlines()[1]
+    assert rule.startswith("|:")
+
+
+def test_the_metadata_table_is_the_markdown_table_and_empty_reads_none():
+    rows = [
+        {"day": "2026-02-20", "passed": True, "value": 0.8198, "threshold": None},
+        {"day": "2026-02-21", "passed": False, "value": float("nan"), "threshold": 0.98},
+    ]
+    text = markdown_table(rows).value
+    assert text == markdown.table(rows)
+    assert text.splitlines() == [
+        "| day        | passed |  value | threshold |",
+        "|:-----------|:-------|-------:|----------:|",
+        "| 2026-02-20 | True   | 0.8198 |         – |",
+        "| 2026-02-21 | False  |      – |      0.98 |",
+    ]
+    assert markdown_table(pd.DataFrame()).value == "(none)"
 
 
 def test_rows_past_the_limit_are_counted_not_shown():

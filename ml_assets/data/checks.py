@@ -30,7 +30,7 @@ from ml_assets.data.ledger import (
     record_verdicts,
     save_sketches,
 )
-from ml_assets.data.validation import NO_REFERENCE, GateReport, error_report
+from ml_assets.data.validation import NO_REFERENCE, GateReport, as_pandas, error_report
 from ml_assets.metadata import SHOWN_ROWS, markdown_table, significant
 from ml_assets.resources import PipelineResource
 
@@ -220,7 +220,7 @@ def judge_run(
     # The table shows its first rows only, so only each batch's first cases are stacked for it
     # (a corrupted batch has tens of thousands); the rest are counted.
     cases = (
-        pd.concat([r.failure_cases.head(SHOWN_ROWS).assign(day=r.day) for r in failed])
+        pd.concat([as_pandas(r.failure_cases.head(SHOWN_ROWS)).assign(day=r.day) for r in failed])
         if failed
         else pd.DataFrame()
     )

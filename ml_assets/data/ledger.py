@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml_assets import markdown
 from ml_assets.data.batches import BatchFiles, data_version
 from ml_assets.data.validation import GateReport
 from ml_assets.locking import exclusive
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
 
     from ml_assets.data.redelivery import Sketch
 
@@ -268,10 +270,11 @@ def needs_validation(
 _ONE_TYPE = {"string", "empty", "integer", "floating", "boolean", "datetime", "date"}
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: pd.DataFrame | pl.DataFrame, path: Path) -> None:
     """`frame` as CSV, without its index, by polars' writer: the 26,000 schema failure cases
     of a corrupted 20,000-row batch in 4 ms, where pandas' `to_csv` takes 21 ms (10 ms against
-    23 ms with their labels as plain text rather than categories), the same bytes.
+    23 ms with their labels as plain text rather than categories), the same bytes. A polars
+    frame (the schema gate's cases) is written as it is.
 
     Missing values are empty fields, an empty text is `""`, timestamps are ISO 8601 and
     booleans `true`/`false`. A column polars cannot hold as one type (pandera's failure cases
@@ -281,6 +284,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     import polars as pl
     import pyarrow as pa
 
+    if isinstance(frame, pl.DataFrame):
+        frame.write_csv(path)
+        return
     objects = [name for name, column in frame.items() if column.dtype == object]
     mixed = [
         name
@@ -330,9 +336,7 @@ def quarantine_batch(
         "",
         "## Sample of failure cases",
         "",
-        report.failure_cases.head(20).to_markdown(index=False)
-        if len(report.failure_cases)
-        else "(none)",
+        markdown.table(report.failure_cases, 20),
     ]
     (target / f"{check}_report.md").write_text("\n".join(lines) + "\n")
     return target

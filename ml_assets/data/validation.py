@@ -12,6 +12,7 @@ from ml_assets.data.contract import DataContract
 if TYPE_CHECKING:
     import pandas as pd
     import pandera.polars as pa
+    import polars as pl
 
 
 EXPECTATION_CASE_COLUMNS = [
@@ -42,7 +43,10 @@ class GateReport:
     failing_rows: int
     value: float
     threshold: float
-    failure_cases: pd.DataFrame = field(repr=False)
+    # A pandas frame, or a polars one where the rule finds its cases in polars (the schema gate:
+    # a corrupted batch has tens of thousands, written to the quarantine without conversion).
+    # as_pandas(...) gives a pandas frame either way.
+    failure_cases: pd.DataFrame | pl.DataFrame = field(repr=False)
     failing_rows_sample: pd.DataFrame = field(repr=False)
     reason: str = ""
     # The batch could not be judged (its file cannot be read, or the rule raised on it): the
@@ -51,6 +55,17 @@ class GateReport:
     # The failure goes beyond a hard bound (validation.statistics.hard): it blocks and
     # quarantines whatever the gate's severity.
     hard: bool = False
+
+
+def as_pandas(cases: pd.DataFrame | pl.DataFrame) -> pd.DataFrame:
+    """A report's failure cases (or their first rows) as a pandas frame: integers as nullable
+    integers (a schema case names no row when a column is wrong)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(cases, pd.DataFrame):
+        return cases
+    return cases.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
 def error_report(check: str, day: str, problem: str) -> GateReport:
@@ -165,17 +180,17 @@ _MAX_PROBLEMS = 8
 
 def schema_problems(
     structural: pd.DataFrame,
-    row_cases: pd.DataFrame,
+    row_cases: pl.DataFrame | None,
     values_of: Callable[[str], Any],
     rows: int,
 ) -> list[str]:
     """What is wrong with a batch, one sentence per problem, from pandera's failure cases.
 
     `structural` holds the cases that name no row (missing, extra or mistyped columns),
-    `row_cases` the batch's row-level cases, `values_of(column)` the batch's values of a column
-    (a polars Series) for counting what a mistyped column holds, `rows` the batch's row count.
-    A mistyped column is reported as a type problem only: the range and category checks pandera
-    could not run on it are not repeated as failures.
+    `row_cases` the batch's row-level cases (polars, as pandera gives them), `values_of(column)`
+    the batch's values of a column (a polars Series) for counting what a mistyped column holds,
+    `rows` the batch's row count. A mistyped column is reported as a type problem only: the
+    range and category checks pandera could not run on it are not repeated as failures.
     """
     import difflib
     import re
@@ -207,16 +222,33 @@ def schema_problems(
             continue
         if not re.fullmatch(r"dtype\(.*\)", str(check)):
             problems.append(f"{column}: {check} ({_short(case)})")
-    if len(row_cases):
-        grouped = row_cases.groupby(["column", "check"], sort=False, dropna=False, observed=True)
-        for (column, check), cases in grouped:
+    if row_cases is not None and len(row_cases):
+        for column, check, n, first, kinds, distinct in _row_groups(row_cases):
             if column in retyped:
                 continue
-            problems.append(_row_problem(str(column), str(check), cases))
+            problems.append(_row_problem(str(column), str(check), n, first, kinds, distinct))
     if len(problems) > _MAX_PROBLEMS:
         rest = len(problems) - _MAX_PROBLEMS
         problems = [*problems[:_MAX_PROBLEMS], f"and {rest} more problem(s) in failure_cases"]
     return problems
+
+
+def _row_groups(cases: pl.DataFrame) -> list[tuple]:
+    """Per (column, check), in the order of their first case: how many cases, the first one,
+    the first four distinct values as text and how many there are (a missing one as "None")."""
+    import polars as pl
+
+    text = pl.col("failure_case").cast(pl.String).fill_null("None")
+    return (
+        cases.group_by("column", "check", maintain_order=True)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("failure_case").first().alias("first"),
+            text.unique(maintain_order=True).head(4).alias("kinds"),
+            text.n_unique().alias("distinct"),
+        )
+        .rows()
+    )
 
 
 def _type_problem(column: str, expected: str, found: str, values: Any, rows: int) -> str:
@@ -235,33 +267,31 @@ def _type_problem(column: str, expected: str, found: str, values: Any, rows: int
     return f"{column}: {found} values, expected {expected}"
 
 
-def _row_problem(column: str, check: str, cases: pd.DataFrame) -> str:
+def _row_problem(
+    column: str, check: str, n: int, first: Any, kinds: list[str], distinct: int
+) -> str:
+    """One sentence for the `n` cases of a row-level check: `first` is the first failing value,
+    `kinds` the first distinct ones as text (four at most), `distinct` how many there are."""
     import re
 
-    values = cases["failure_case"]
-    example = _short(values.iloc[0])
+    example = _short(first)
     bound = re.search(r"\(([-+0-9.e]+)\)$", check)
     for prefix, side in (
         ("greater_than_or_equal_to", "below the minimum"),
         ("less_than", "above the maximum"),
     ):
         if check.startswith(prefix) and bound:
-            return (
-                f"{column}: {len(cases):,} values {side} {float(bound.group(1)):g} "
-                f"(e.g. {values.iloc[0]})"
-            )
+            return f"{column}: {n:,} values {side} {float(bound.group(1)):g} (e.g. {first})"
     if check.startswith("isin("):
-        kinds = values.astype(str).unique()
         return (
-            f"{column}: {len(cases):,} values outside the contract's categories "
+            f"{column}: {n:,} values outside the contract's categories "
             f"({', '.join(repr(v) for v in kinds[:3])}{', …' if len(kinds) > 3 else ''})"
         )
     if check == "not_nullable":
-        return f"{column}: {len(cases):,} missing values; the contract does not allow nulls"
+        return f"{column}: {n:,} missing values; the contract does not allow nulls"
     if "more than once" in check or check == "field_uniqueness":
-        ids = values.astype(str).nunique()
-        return f"{ids:,} ids appear more than once ({len(cases):,} rows, e.g. {example})"
-    return f"{column}: {len(cases):,} values fail {check} (e.g. {example})"
+        return f"{distinct:,} ids appear more than once ({n:,} rows, e.g. {example})"
+    return f"{column}: {n:,} values fail {check} (e.g. {example})"
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -42,7 +42,7 @@ def contract_refusals(
     if len(structural):
         problems = schema_problems(
             structural.to_pandas(),
-            pd.DataFrame(columns=["column", "check", "failure_case", "index"]),
+            None,
             lambda c: frame[c] if c in frame.columns else None,
             len(frame),
         )

@@ -18,7 +18,7 @@ from ml_assets.evaluation.evidence import (
     Reproducibility,
 )
 from ml_assets.features.examples import SPLIT_COLUMN
-from ml_assets.metadata import observability
+from ml_assets.metadata import markdown_table, observability
 from ml_assets.resources import PipelineResource
 from ml_assets.settings import Settings
 from ml_assets.training.assets import candidate_model
@@ -310,8 +310,8 @@ def evaluation_report(
             "f1": metrics["f1"],
             "ece": evaluation.candidate.calibration.ece,
             "gates_failed": ", ".join(failed) or "none",
-            "gates": dg.MetadataValue.md(
-                gate_table(decisions, severities(gates)).to_markdown(index=False)
+            "gates": markdown_table(
+                gate_table(decisions, severities(gates)), max_rows=len(decisions)
             ),
             "report": dg.MetadataValue.path(str(version_dir / "report.html")),
             "report_markdown": dg.MetadataValue.path(str(version_dir / "report.md")),

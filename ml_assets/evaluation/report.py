@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_assets import markdown
 from ml_assets.evaluation.evidence import Evaluation, ScoringCost
 from ml_assets.evaluation.gates import GateDecision
 
@@ -193,7 +194,7 @@ def render_markdown(
     lines = [f"# Evaluation of {evaluation.model} v{evaluation.candidate.version}", ""]
     lines += [f"- {line}" for line in _header(evaluation, generated_at, run_url)]
     for title, table in _sections(evaluation, decisions, severities):
-        body = table.map(cell).to_markdown(index=False) if not table.empty else "(none)"
+        body = markdown.table(table.map(cell))
         lines += ["", f"## {title}", "", body]
     return "\n".join(lines) + "\n"
 

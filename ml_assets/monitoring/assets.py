@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ml_assets import markdown
 from ml_assets.data.assets import batch_partitions, raw_batches, raw_labels
 from ml_assets.data.batches import locate_batches
 from ml_assets.data.gates import BATCH_GATES
@@ -214,7 +215,7 @@ def gate_history(
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / "gate_history.csv"
     summary.to_csv(csv_path, index=False)
-    table = summary.to_markdown(index=False) if not summary.empty else "(no gate evaluations yet)"
+    table = markdown.table(summary) if not summary.empty else "(no gate evaluations yet)"
     (folder / "gate_history.md").write_text(table + "\n")
     flagged = int((summary["flag"] != "").sum())
     context.log.info(
