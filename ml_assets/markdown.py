@@ -28,23 +28,51 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
 
 
-def _column_cells(column: pd.Series) -> tuple[list[str], bool]:
-    """The column's cells as text, and whether every value present is a number."""
+def _is_missing(value: object) -> bool:
     import numpy as np
+    import pandas as pd
 
-    missing = column.isna().to_numpy()
-    if column.dtype == np.float32:  # numpy prints its own float32 shortest: 0.1, not 0.100000001
-        values = list(column.to_numpy())
-    else:  # Python objects: timestamps as 2026-01-01 00:00:00, nullable integers as integers
-        values = column.astype(object).tolist()
-    cells, numbers = [], True
-    for value, absent in zip(values, missing, strict=True):
-        if absent:
-            cells.append(MISSING)
-            continue
-        numbers = numbers and _is_number(value)
-        cells.append(str(value).replace("|", "\\|").replace("\n", " "))
-    return cells, numbers and not missing.all()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and value != value  # NaN
+
+
+def _pandas_columns(frame: pd.DataFrame) -> tuple[list[str], list[list], list[bool | None]]:
+    """Names, values by column (None where missing) and which columns hold numbers by type
+    (None: decided by their values)."""
+    import numpy as np
+    import pandas as pd
+
+    values = frame.astype(object).to_numpy()
+    missing = frame.isna().to_numpy()
+    columns, numeric = [], []
+    for j, dtype in enumerate(frame.dtypes):
+        # numpy prints its float32 shortest (0.1, not 0.100000001); the rest as Python objects:
+        # timestamps as 2026-01-01 00:00:00, nullable integers as integers.
+        float32 = dtype == np.float32
+        column = list(frame.iloc[:, j].to_numpy()) if float32 else values[:, j].tolist()
+        columns.append([None if m else v for v, m in zip(column, missing[:, j], strict=True)])
+        if pd.api.types.is_object_dtype(dtype):
+            numeric.append(None)
+        else:
+            numeric.append(
+                pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            )
+    return [str(name) for name in frame.columns], columns, numeric
+
+
+def _polars_columns(frame: pl.DataFrame) -> tuple[list[str], list[list], list[bool | None]]:
+    import polars as pl
+
+    columns = [
+        list(frame[name].to_numpy()) if frame.schema[name] == pl.Float32 else frame[name].to_list()
+        for name in frame.columns
+    ]
+    numeric = [
+        True if dtype.is_numeric() else None if dtype == pl.Object else False
+        for dtype in frame.schema.values()
+    ]
+    return frame.columns, columns, numeric
 
 
 def table(
@@ -59,38 +87,49 @@ def table(
     An empty table reads "(none)"."""
     import pandas as pd
 
-    if hasattr(rows, "to_pandas"):  # a polars frame: only the rows shown are converted
-        total = len(rows) if total is None else total
-        rows = rows.head(max_rows).to_pandas() if max_rows is not None else rows.to_pandas()
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if frame.empty:
+    if isinstance(rows, pd.DataFrame):
+        names, columns, numeric = _pandas_columns(rows if max_rows is None else rows.head(max_rows))
+    elif hasattr(rows, "to_pandas"):  # a polars frame
+        names, columns, numeric = _polars_columns(rows if max_rows is None else rows.head(max_rows))
+    else:  # one mapping per row; a key a row lacks is a missing value there, as in pandas
+        rows = list(rows)
+        keys = list(dict.fromkeys(key for row in rows for key in row))
+        shown = rows if max_rows is None else rows[:max_rows]
+        names = [str(key) for key in keys]
+        columns = [[row.get(key) for row in shown] for key in keys]
+        numeric = [None] * len(keys)
+    if not names or not columns[0]:
         return "(none)"
-    shown = frame if max_rows is None else frame.head(max_rows)
-    header = [str(name).replace("|", "\\|") for name in shown.columns]
-    columns = [_column_cells(shown.iloc[:, j]) for j in range(shown.shape[1])]
+    cells, right = [], []
+    for column, number in zip(columns, numeric, strict=True):
+        present = [v for v in column if not _is_missing(v)]
+        texts = [
+            MISSING if _is_missing(v) else str(v).replace("|", "\\|").replace("\n", " ")
+            for v in column
+        ]
+        cells.append(texts)
+        right.append(bool(present) and all(map(_is_number, present)) if number is None else number)
+    header = [name.replace("|", "\\|") for name in names]
     widths = [
-        max(len(name), 3, *(len(c) for c in cells))
-        for name, (cells, _) in zip(header, columns, strict=True)
+        max(len(name), 3, *(len(c) for c in texts))
+        for name, texts in zip(header, cells, strict=True)
     ]
 
-    def line(cells: Sequence[str]) -> str:
+    def line(texts: Sequence[str]) -> str:
         padded = (
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, (_, right) in zip(cells, widths, columns, strict=True)
+            text.rjust(width) if aligned else text.ljust(width)
+            for text, width, aligned in zip(texts, widths, right, strict=True)
         )
         return "| " + " | ".join(padded) + " |"
 
-    rule = (
-        "|"
-        + "|".join(
-            ("-" * (width + 1) + ":") if right else (":" + "-" * (width + 1))
-            for width, (_, right) in zip(widths, columns, strict=True)
-        )
-        + "|"
+    rule = "|".join(
+        ("-" * (width + 1) + ":") if aligned else (":" + "-" * (width + 1))
+        for width, aligned in zip(widths, right, strict=True)
     )
-    body = [line(row) for row in zip(*(cells for cells, _ in columns), strict=True)]
-    text = "\n".join([line(header), rule, *body])
-    total = len(frame) if total is None else total
-    if total > len(shown):
-        text += f"\n\n… and {total - len(shown)} more row(s), not shown"
+    body = [line(texts) for texts in zip(*cells, strict=True)]
+    text = "\n".join([line(header), f"|{rule}|", *body])
+    shown_rows = len(columns[0])
+    total = len(rows) if total is None else total
+    if total > shown_rows:
+        text += f"\n\n… and {total - shown_rows} more row(s), not shown"
     return text

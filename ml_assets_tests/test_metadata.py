@@ -3,6 +3,7 @@ person reads them."""
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 
 from ml_assets import markdown
@@ -80,3 +81,28 @@ def test_a_table_of_first_rows_counts_the_rows_it_stands_for():
     text = markdown_table([{"n": i} for i in range(3)], max_rows=2, total=40).value
     assert text.count("\n|") == 3 and text.endswith("… and 38 more row(s), not shown")
     assert "more row" not in markdown_table([{"n": 1}], total=1).value
+
+
+def test_a_polars_frame_and_mappings_read_the_same_way():
+    frame = pl.DataFrame(
+        {
+            "f4": pl.Series([0.1, None, float("nan")], dtype=pl.Float32),
+            "t": [None, "a", "b|c"],
+            "i": [1, None, 3],
+        }
+    )
+    assert markdown.table(frame, 2).splitlines() == [
+        "|  f4 | t   |   i |",
+        "|----:|:----|----:|",
+        "| 0.1 | –   |   1 |",
+        "|   – | a   |   – |",
+        "",
+        "… and 1 more row(s), not shown",
+    ]
+    # A key a row lacks is missing there, as in a DataFrame of the rows.
+    assert markdown.table([{"a": 1}, {"b": 2.5}]).splitlines() == [
+        "|   a |   b |",
+        "|----:|----:|",
+        "|   1 |   – |",
+        "|   – | 2.5 |",
+    ]
