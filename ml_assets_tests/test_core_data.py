@@ -164,6 +164,16 @@ def test_ledger_fails_closed(tmp_path):
     assert len(written) == len(failing.failure_cases) > 0
     assert "missing; found" in (folder / "schema_report.md").read_text()
     assert second.features.exists()
+    # A second gate failing the batch adds its evidence beside the first gate's; the batch file
+    # is kept once, and a copy cut short is made whole again.
+    kept = folder / second.features.name
+    kept.write_bytes(kept.read_bytes()[:100])
+    again = quarantine_batch(tmp_path / "q", "label_join", second, failing, "run-2")
+    assert again == folder and kept.read_bytes() == second.features.read_bytes()
+    assert {p.name for p in folder.glob("*_report.md")} == {
+        "schema_report.md",
+        "label_join_report.md",
+    }
     status = batch_status(ledger, second, GATES)
     assert not status.eligible and status.reason.startswith("failed schema")
     # Changing the file after validation withdraws the batch until it is judged again.

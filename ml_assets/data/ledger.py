@@ -317,7 +317,12 @@ def quarantine_batch(
     """Copy a failed batch, its failure cases and a short report to quarantine/<day>/<hash>/."""
     target = quarantine_dir / batch.day / batch.features_sha256[:12]
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(batch.features, target / batch.features.name)
+    # The folder is named by the file's content: a whole copy already there (another gate of the
+    # run quarantined the batch first) is this file. The labels are copied each time: a day's
+    # labels may be delivered again while its batch file stays the same.
+    kept = target / batch.features.name
+    if not (kept.exists() and kept.stat().st_size == batch.features.stat().st_size):
+        shutil.copy2(batch.features, kept)
     if batch.labels is not None:
         (target / "labels").mkdir(exist_ok=True)
         shutil.copy2(batch.labels, target / "labels" / batch.labels.name)

@@ -74,8 +74,10 @@ def repeated(hashes: np.ndarray) -> np.ndarray | None:
 
     What polars' is_duplicated gives, by one sort: 6 ms against 45 ms for 1,000,000 hashes (a
     hash table that size misses the cache at nearly every lookup; a sort streams through it).
+    The bits are sorted as signed integers, which tells the same values apart: on a machine
+    without AVX-512, numpy sorts those faster (1,000,000 hashes: 20 ms against 22 to 30 ms).
     """
-    ordered = np.sort(hashes)
+    ordered = np.sort(hashes.view(np.int64)).view(np.uint64)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
