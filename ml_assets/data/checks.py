@@ -35,6 +35,9 @@ from ml_assets.metadata import SHOWN_ROWS, markdown_table, significant
 from ml_assets.resources import PipelineResource
 
 if TYPE_CHECKING:  # polars, which the rules run on, is imported when a gate runs
+    import pandas as pd
+    import polars as pl
+
     from ml_assets.data.expectations import Profile
     from ml_assets.data.reading import RunData
     from ml_assets.data.redelivery import Sketch
@@ -178,7 +181,6 @@ def judge_run(
     name: str, batches: Batches, pipeline: PipelineResource, judge: Judge, *, run_id: str
 ) -> dg.AssetCheckResult:
     """Judge `batches` with one gate: record each verdict, quarantine ERROR failures, summarise."""
-    import pandas as pd
 
     settings = pipeline.settings
     severity = settings.validation.severity_of(name)
@@ -217,18 +219,9 @@ def judge_run(
         }
         for r in (failed or reports)
     ]
-    # The table shows its first rows only, so only each batch's first cases are stacked for it
-    # (a corrupted batch has tens of thousands); the rest are counted.
-    cases = (
-        pd.concat([as_pandas(r.failure_cases.head(SHOWN_ROWS)).assign(day=r.day) for r in failed])
-        if failed
-        else pd.DataFrame()
-    )
-    sample = (
-        pd.concat([r.failing_rows_sample.assign(day=r.day) for r in failed])
-        if failed
-        else pd.DataFrame()
-    )
+    cases = _first_rows([(r.day, r.failure_cases) for r in failed], SHOWN_ROWS)
+    shown_sample = settings.validation.failing_rows_sample
+    sample = _first_rows([(r.day, r.failing_rows_sample) for r in failed], shown_sample)
     if any(r.error or r.hard for r in failed):
         severity = "ERROR"  # an unjudged or hard-failing batch blocks, so the check does too
     decision = (
@@ -274,10 +267,29 @@ def judge_run(
             "verdicts": markdown_table(table),
             "failure_cases": markdown_table(cases, total=sum(len(r.failure_cases) for r in failed)),
             "failing_rows_sample": markdown_table(
-                sample, max_rows=settings.validation.failing_rows_sample
+                sample, max_rows=shown_sample, total=sum(len(r.failing_rows_sample) for r in failed)
             ),
         },
     )
+
+
+def _first_rows(
+    tables: list[tuple[str, "pd.DataFrame | pl.DataFrame"]], limit: int
+) -> "pd.DataFrame":
+    """The first `limit` rows of the failed batches' `tables` (day, table), stacked with their
+    day: a table shows its first rows only, and a corrupted batch has tens of thousands of
+    cases, so only the rows shown are converted and stacked (the rest are counted)."""
+    import pandas as pd
+
+    parts, left = [], limit
+    for day, table in tables:
+        if left <= 0:
+            break
+        head = as_pandas(table.head(left))
+        if len(head):
+            parts.append(head.assign(day=day))
+            left -= len(head)
+    return pd.concat(parts) if parts else pd.DataFrame()
 
 
 def _cut(text: str, limit: int = 1000) -> str:
