@@ -87,12 +87,15 @@ def table(
     An empty table reads "(none)"."""
     import pandas as pd
 
+    if not isinstance(rows, pd.DataFrame) and not hasattr(rows, "to_pandas"):
+        rows = list(rows)  # one mapping per row
+    if len(rows) == 0:
+        return "(none)"
     if isinstance(rows, pd.DataFrame):
         names, columns, numeric = _pandas_columns(rows if max_rows is None else rows.head(max_rows))
     elif hasattr(rows, "to_pandas"):  # a polars frame
         names, columns, numeric = _polars_columns(rows if max_rows is None else rows.head(max_rows))
     else:  # one mapping per row; a key a row lacks is a missing value there, as in pandas
-        rows = list(rows)
         keys = list(dict.fromkeys(key for row in rows for key in row))
         shown = rows if max_rows is None else rows[:max_rows]
         names = [str(key) for key in keys]
