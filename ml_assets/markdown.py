@@ -1,9 +1,9 @@
 """Tables as markdown pipe tables, for the UI's metadata and the reports written to disk.
 
 Written here rather than through pandas' `to_markdown` (tabulate): tabulate works out a type for
-every cell, which took 2 to 5 ms for a 20-row table on this project's machine, and every gate
+every cell, which took 2 to 6 ms for a 20-row table on this project's machine, and every gate
 writes one for each run, a new batch's seven gates included (0.1 s budget), and more for each
-failing batch. This takes about 0.1 ms. Every value prints as Python prints it, so nothing is
+failing batch. This takes 0.3 to 0.5 ms. Every value prints as Python prints it, so nothing is
 cut (tabulate's default format printed 1234567.0 as 1.23457e+06); a missing value prints as a
 dash; a column of numbers only is aligned right.
 """
