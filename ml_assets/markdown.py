@@ -105,11 +105,13 @@ def table(
         return "(none)"
     cells, right = [], []
     for column, number in zip(columns, numeric, strict=True):
-        present = [v for v in column if not _is_missing(v)]
-        texts = [
-            MISSING if _is_missing(v) else str(v).replace("|", "\\|").replace("\n", " ")
-            for v in column
-        ]
+        texts, present = [], []
+        for value in column:
+            if _is_missing(value):
+                texts.append(MISSING)
+            else:
+                present.append(value)
+                texts.append(str(value).replace("|", "\\|").replace("\n", " "))
         cells.append(texts)
         right.append(bool(present) and all(map(_is_number, present)) if number is None else number)
     header = [name.replace("|", "\\|") for name in names]

@@ -181,7 +181,6 @@ def judge_run(
     name: str, batches: Batches, pipeline: PipelineResource, judge: Judge, *, run_id: str
 ) -> dg.AssetCheckResult:
     """Judge `batches` with one gate: record each verdict, quarantine ERROR failures, summarise."""
-
     settings = pipeline.settings
     severity = settings.validation.severity_of(name)
     reports: list[GateReport] = []
