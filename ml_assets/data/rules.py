@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import polars as pl
 
 from ml_assets.data.batches import BatchFileError
 from ml_assets.data.contract import DataContract
+from ml_assets.data.engine import engine_for
 from ml_assets.data.expectations import (
     Profile,
     StatisticalPolicy,
@@ -1269,7 +1271,18 @@ def judge_redelivered(run: RunData, settings: RuleSettings) -> dict[str, GateRep
     return reports
 
 
-RULES = {
+def _on_engine_for_its_size(rule):
+    """`rule` with its queries on the polars engine that suits the run's size (data/engine)."""
+
+    @functools.wraps(rule)
+    def judged(run: RunData, settings: RuleSettings) -> dict[str, GateReport]:
+        with engine_for(sum(len(stack.frame) for stack in run.stacks)):
+            return rule(run, settings)
+
+    return judged
+
+
+_RULES = {
     "raw_batches_match_schema": judge_schema,
     "raw_batches_timestamps_not_in_future": judge_timestamps,
     "raw_batches_match_reference_profile": judge_statistics,
@@ -1278,6 +1291,7 @@ RULES = {
     "raw_labels_positive_rate_matches_reference": judge_positive_rate,
     "raw_labels_not_leaked_into_features": judge_leakage,
 }
+RULES = {name: _on_engine_for_its_size(rule) for name, rule in _RULES.items()}
 """Each data gate's one rule, by the gate's name in data/gates.DATA_GATES."""
 
 
@@ -1306,7 +1320,7 @@ def validate_batch(
         labels_in_batch=include_target,
         sample_rows=sample_rows,
     )
-    return judge_schema(run, settings)[day]
+    return RULES["raw_batches_match_schema"](run, settings)[day]
 
 
 def judge_frames(

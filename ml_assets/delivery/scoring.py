@@ -17,6 +17,7 @@ import pandas as pd
 import polars as pl
 
 from ml_assets.data.contract import DataContract
+from ml_assets.data.engine import engine_for
 from ml_assets.data.validation import batch_schema, schema_problems
 
 
@@ -33,7 +34,8 @@ def contract_refusals(
 
     schema = batch_schema(contract, include_target=include_target)
     try:
-        schema.validate(frame, lazy=True)
+        with engine_for(len(frame)):  # a scored batch is usually small: see data/engine
+            schema.validate(frame, lazy=True)
     except pa_errors.SchemaErrors as errors:
         cases = errors.failure_cases.with_columns(pl.col("index").cast(pl.Int64))
     else:
