@@ -173,3 +173,16 @@ def test_a_cold_load_fails_on_cpu_memory_or_an_unanswered_request():
     assert not big.passed and big.reason.startswith("peak_resident_mb = 330 breaks <= 256")
     mute = decide("cold", cold_load_criteria(_load(warmup_answered=19), ReadinessSettings()))
     assert not mute.passed and mute.reason.startswith("warmup_answered = 19 breaks >= 20")
+
+
+def test_a_version_the_registry_does_not_hold_is_a_failed_cold_start(tmp_path):
+    """The registry lookup (in the parent) names the missing version; no child is started."""
+    import pytest
+
+    from ml_assets.delivery.readiness import measure_cold_load
+    from ml_assets_tests.conftest import _seed_mlflow_store
+
+    _seed_mlflow_store(tmp_path)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match=r"models:/absent/3 is not in the registry"):
+        measure_cold_load(store, "absent", "3", warmup_requests=1)
