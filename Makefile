@@ -42,6 +42,12 @@ export UV_COMPILE_BYTECODE ?= 1
 # environment wins; it must be set before LightGBM's library loads.
 export GOMP_SPINCOUNT ?= 10000
 
+# MLflow 3 starts a usage-telemetry client in every process that imports it (a thread that
+# fetches its configuration from the internet, a flush of the recorded events at exit). Like
+# Dagster's (dagster.yaml: telemetry), it is off for every process make starts: the pipeline
+# sends nothing anywhere it was not pointed at. A value in the environment wins.
+export MLFLOW_DISABLE_TELEMETRY ?= true
+
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade --target $(UV_HOME) uv==$(UV_VERSION)
 
