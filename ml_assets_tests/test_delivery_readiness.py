@@ -7,6 +7,8 @@ test_evaluation_checks.py, on its staged project.
 
 from __future__ import annotations
 
+import pytest
+
 from ml_assets.data.contract import DataContract, NumericColumn
 from ml_assets.delivery.policy import ReadinessSettings
 from ml_assets.delivery.readiness import (
@@ -176,9 +178,7 @@ def test_a_cold_load_fails_on_cpu_memory_or_an_unanswered_request():
 
 
 def test_a_version_the_registry_does_not_hold_is_a_failed_cold_start(tmp_path):
-    """The registry lookup (in the parent) names the missing version; no child is started."""
-    import pytest
-
+    """The registry lookup, in the caller before any child starts, names the missing version."""
     from ml_assets.delivery.readiness import measure_cold_load
     from ml_assets_tests.conftest import _seed_mlflow_store
 

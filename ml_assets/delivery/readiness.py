@@ -216,8 +216,8 @@ def measure_cold_load(
 
     model_uri = f"models:/{name}/{version}"
     try:
-        source = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-        files = source.get_model_version_download_uri(name, version)
+        registry = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        files = registry.get_model_version_download_uri(name, version)
     except MlflowException as error:  # no such version: nothing for a replica to load
         raise RuntimeError(
             f"{model_uri} is not in the registry at {tracking_uri}: {error}"
