@@ -16,7 +16,8 @@ replace the one that serves without breaking a client or a replica:
   (its own input example, one row per request, each a probability), and its peak resident
   memory fits a budget. The parent asks the registry where version N's files are, the one
   lookup a replica makes over the tracking server's REST API: done in the child against the
-  embedded SQLite store it cost 0.8 s of SQLAlchemy and schema checks (a third of the child),
+  embedded SQLite store it cost 0.6 to 0.8 s of SQLAlchemy and schema checks (a quarter of the
+  child),
   which no replica pays.
 
 The load budget is CPU time of the child process, not wall time: a busy machine makes a load
