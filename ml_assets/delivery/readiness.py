@@ -17,8 +17,7 @@ replace the one that serves without breaking a client or a replica:
   memory fits a budget. The parent asks the registry where version N's files are, the one
   lookup a replica makes over the tracking server's REST API: done in the child against the
   embedded SQLite store it cost 0.6 to 0.8 s of SQLAlchemy and schema checks (a quarter of the
-  child),
-  which no replica pays.
+  child), which no replica pays.
 
 The load budget is CPU time of the child process, not wall time: a busy machine makes a load
 wait for a core but does not make it cost more, and no verdict here may depend on how busy the
