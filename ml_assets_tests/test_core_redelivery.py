@@ -4,7 +4,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ml_assets.data.redelivery import SKETCH_SIZE, containment, judge_redelivery, sketches
+from ml_assets.data.redelivery import (
+    SKETCH_SIZE,
+    _common,
+    containment,
+    judge_redelivery,
+    sketches,
+)
 
 
 def _sketches(frames):
@@ -121,3 +127,17 @@ def test_kept_sketches_load_in_both_layouts(tmp_path):
             kept.hasher,
         )
     assert max(found["2026-01-01"].hashes) > 2**63  # the full 64 bits survive the round trip
+
+
+def test_the_shared_hashes_of_two_sketches_are_counted_as_intersect1d_counts_them():
+    rng = np.random.default_rng(11)
+    pool = np.unique(rng.integers(0, 2**63, size=3000, dtype=np.int64).view(np.uint64))
+    for _ in range(50):
+        a = np.sort(rng.choice(pool, size=int(rng.integers(0, 600)), replace=False))
+        b = np.sort(rng.choice(pool, size=int(rng.integers(0, 600)), replace=False))
+        assert _common(a, b) == len(np.intersect1d(a, b, assume_unique=True))
+    low, high = pool[:10], pool[-10:]
+    assert _common(high, low) == 0  # every value beyond the other's largest
+    assert _common(low, high) == 0
+    assert _common(pool[:0], pool) == 0
+    assert _common(pool, pool) == len(pool)
