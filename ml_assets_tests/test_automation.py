@@ -106,7 +106,9 @@ def test_drift_sensor_requests_retraining_with_evidence(tmp_path, instance):
     assert "credit_score" in evidence["drifted_columns"]
 
 
-def test_schedule_retrains_only_on_new_passing_data(project, instance):
+def test_schedule_retrains_only_on_new_passing_data(project, disk_instance):
+    # A schedule's context reopens its instance from a reference, which an ephemeral one has not.
+    instance = disk_instance
     assert "no batch has passed" in _schedule(project, instance).skip_message
     assert ingest(project, instance, TEN_DAYS).success
     first = _schedule(project, instance)

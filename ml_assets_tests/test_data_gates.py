@@ -45,9 +45,7 @@ def _build_baseline(root, strict: bool) -> None:
     gates compare with (no LightGBM, no registry)."""
     project = make_project(root, validation=STRICT if strict else {})
     project.write_days(START, 10)
-    home = root.parent / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(str(home))
+    instance = dg.DagsterInstance.ephemeral()  # the template keeps files, not the instance
     try:
         assert ingest(project, instance, BASELINE).success
         assert _window(project, instance).success

@@ -229,8 +229,9 @@ def test_desired_state_rollback_and_a_hand_moved_alias(two_versions, instance):
 
 
 def test_a_process_killed_between_desired_state_and_alias_is_repaired(
-    two_versions, instance, tmp_path
+    two_versions, disk_instance, tmp_path
 ):
+    instance = disk_instance
     project = two_versions
     pipeline = project.pipeline
     client, name = pipeline.mlflow_client(), project.settings.training.registered_model_name

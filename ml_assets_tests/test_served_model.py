@@ -52,9 +52,7 @@ def promoted(tmp_path_factory):
 def _promoted(root):
     project = make_project(root)
     days = project.write_days(START, 6)
-    home = root.parent / "dagster_home"
-    home.mkdir()
-    instance = dg.DagsterInstance.local_temp(str(home))
+    instance = dg.DagsterInstance.ephemeral()  # the template keeps files, not the instance
     try:
         assert ingest(project, instance, days).success
         trained = train(project, instance)
