@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,23 @@ def batch_schema(
     `unique_within` names the column of the stacked frame that tells batches apart: ids must be
     unique within each batch (the check is added only when a repeat is known to exist, since it
     costs a group-by). `carried` names bookkeeping columns the frame also holds.
+
+    Built once per contract and arguments (the contract is frozen; its JSON is the key): pandera
+    copies every column as it builds a schema, 2.6 ms per build of the demo's schema against
+    0.02 ms for the key (a 2-core AMD EPYC, 2026-12-08), paid by every schema gate and every
+    scored batch. pandera's validate copies the columns it runs and leaves the schema as it
+    was, so one object serves every call; nobody may change it.
     """
+    fields = set(DataContract.model_fields)  # a settings class may extend the contract
+    return _batch_schema(
+        contract.model_dump_json(include=fields), include_target, unique_within, carried
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _batch_schema(
+    contract_json: str, include_target: bool, unique_within: str | None, carried: tuple[str, ...]
+) -> pa.DataFrameSchema:
     import pandera.polars as pa
     import polars as pl
 
@@ -115,6 +132,7 @@ def batch_schema(
                 error="the id occurs more than once in its batch",
             )
         )
+    contract = DataContract.model_validate_json(contract_json)
     columns: dict[str, pa.Column] = {
         **{name: pa.Column(nullable=True) for name in carried},  # bookkeeping: nothing to check
         contract.id_column: pa.Column(pl.String, checks=id_checks, nullable=False),
