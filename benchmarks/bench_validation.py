@@ -194,6 +194,9 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         statistics.median(x) for x in zip(*runs, strict=True)
     )
     training_s = statistics.median(trainings)
+    failed_most = max(run[3] for run in runs)
+    if not args.failing_share and failed_most:  # as for the new batch: see time_new_batch
+        raise SystemExit(f"the clean window failed {failed_most} gate(s): nothing to compare")
     print(
         f"full validation of the window: {validation_s:.2f} s median of {args.repeats} "
         f"(range {min(r[0] for r in runs):.2f}-{max(r[0] for r in runs):.2f} s; per-batch gates "
@@ -232,8 +235,12 @@ def time_new_batch(pipeline: PipelineResource, day: dt.date) -> list[float]:
     times = []
     for _ in range(NEW_BATCH_RUNS):
         started = time.perf_counter()
-        judge_all(new, pipeline)
+        failures = judge_all(new, pipeline)
         times.append(time.perf_counter() - started)
+        # A stable day passes every gate. A gate that failed it (a rule that raised gives an
+        # error verdict, quickly) would make the figure fast and wrong.
+        if failures:
+            raise SystemExit(f"the new stable batch failed {failures} gate(s): nothing to time")
     return times
 
 
