@@ -169,6 +169,33 @@ def test_schema_failures_are_said_in_peoples_words(kind, reason):
     assert report.reason == reason
 
 
+def test_each_contract_is_judged_by_its_own_schema():
+    """The schema is built once per contract (data/validation.batch_schema): an equal contract
+    gets the same object, and a contract with another bound is judged by that bound, before and
+    after the first one."""
+    from ml_assets.data.contract import NumericColumn
+    from ml_assets.data.validation import batch_schema
+
+    assert batch_schema(CONTRACT) is batch_schema(CONTRACT.model_copy())
+    features = _edited("as generated")
+    features["credit_score"] = features["credit_score"].clip(upper=800.0)
+    features.loc[:9, "credit_score"] = 820.0  # within 850, above 800: ten rows
+    bound = {**CONTRACT.numeric_columns, "credit_score": NumericColumn(min=300, max=800)}
+    tighter = CONTRACT.model_copy(update={"numeric_columns": bound})
+    assert batch_schema(tighter) is not batch_schema(CONTRACT)
+    verdicts = [
+        validate_batch(
+            features, contract, day="2026-01-01", max_failing_row_share=0.0, sample_rows=5
+        )
+        for contract in (CONTRACT, tighter, CONTRACT)
+    ]
+    assert [v.passed for v in verdicts] == [True, False, True]
+    assert verdicts[1].reason == (
+        "10 of 3,000 rows fail the schema: credit_score: 10 values above the maximum 800 "
+        "(e.g. 820.0)"
+    )
+
+
 @pytest.mark.parametrize(
     "values",
     [
