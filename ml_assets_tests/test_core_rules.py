@@ -242,3 +242,19 @@ def _set_sorted(case: dict) -> dict:
     if isinstance(text, str) and "is_in(" in text:
         case = {**case, "failure_case": re.sub(r"\[\[(.*?)\]\]", sorted_values, text)}
     return case
+
+
+def test_each_stacked_row_is_numbered_by_its_row_in_its_own_file(tmp_path):
+    """Files of different lengths read in one stack: every row keeps its place in its own
+    file (the name evidence gives it), features and labels alike."""
+    features, labels = tmp_path / "features", tmp_path / "labels"
+    for k, rows in enumerate((7, 3, 12)):
+        simulate.write_demo(
+            features, labels, start=START + dt.timedelta(days=k), days=1, rows_per_day=rows, seed=k
+        )
+    run = read_run(locate_batches(features, labels), CONTRACT, labels_in_batch=False)
+    (stack,) = run.stacks
+    expected = [*range(7), *range(3), *range(12)]
+    assert stack.frame["__row"].to_list() == expected
+    assert stack.frame["__day"].to_list() == [0] * 7 + [1] * 3 + [2] * 12
+    assert run.labels["__row"].to_list() == expected
