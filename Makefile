@@ -32,15 +32,7 @@ export UV_PYTHON_DOWNLOADS := never
 # machine) Python never writes it, and every process would compile Dagster, MLflow and the rest
 # anew (up to 10 s of CPU each). UV_COMPILE_BYTECODE=0 make venv skips it (about 30 s here).
 export UV_COMPILE_BYTECODE ?= 1
-# LightGBM's OpenMP threads spin while they wait for work (libgomp's default: 300,000 spins).
-# When another process holds one of the cores, a spinning thread takes the CPU its partner
-# needs: with num_threads 2 and the other core busy, the demo's training (180,000 rows) took
-# 5.5 to 10.9 s instead of 1.0 s idle, and 300,000 synthetic rows 10 s instead of 0.66 s. At
-# 10,000 spins: 4.5 to 5.0 s and 2.8 s busy, the same idle; the models are the same (the spin
-# count only changes how a waiting thread waits). Every process make starts inherits it: make
-# run and dev, prod-up's servers and the runs they launch, the Celery workers. A value in the
-# environment wins; it must be set before LightGBM's library loads.
-export GOMP_SPINCOUNT ?= 10000
+# LightGBM's OpenMP spin count is set by the code that imports it (training/model.py).
 
 # MLflow 3 starts a usage-telemetry client in every process that imports it (a thread that
 # fetches its configuration from the internet, a flush of the recorded events at exit). Like

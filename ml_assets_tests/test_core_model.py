@@ -130,3 +130,38 @@ def test_audit_chain_detects_an_edited_a_removed_and_a_reordered_entry(tmp_path)
     path.write_text("\n".join(lines) + "\n")
     append_audit(tmp_path, "m", "2", "registered")
     assert verify_audit(tmp_path, "m") == []
+
+
+_SPIN_PROBE = """
+import os, sys
+import sklearn, pandas, polars, pyarrow, mlflow  # what a run process holds before it trains
+import ml_assets.definitions
+from ml_assets.training.model import import_lightgbm
+
+def gomp_loaded():
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip().endswith("/libgomp.so.1.0.0") for line in maps)
+
+before = gomp_loaded()
+import_lightgbm()
+print(before, gomp_loaded(), os.environ.get("GOMP_SPINCOUNT"))
+"""
+
+
+@pytest.mark.parametrize("given, expected", [(None, "10000"), ("123", "123")])
+def test_lightgbm_loads_with_a_short_spin_count_unless_the_environment_sets_one(given, expected):
+    """libgomp reads GOMP_SPINCOUNT once, when LightGBM's import loads it: the default must be
+    in place by then, in a process started by anyone (here: not by make), and a value the
+    environment sets wins."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given is not None:
+        env["GOMP_SPINCOUNT"] = given
+    probe = subprocess.run(
+        [sys.executable, "-c", _SPIN_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    # Not loaded before (the setting would come too late), loaded after, and the count it read.
+    assert probe.stdout.split() == ["False", "True", expected]
