@@ -71,3 +71,24 @@ def test_the_helm_values_say_what_the_instance_config_says():
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "ml_assets.definitions"]
     # The webserver is never exposed directly.
     assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+
+
+def test_every_pod_gets_the_environment_make_gives_a_developer():
+    """The ConfigMap the pods read is the one both the chart and the instance name, it points
+    at an MLflow server, and it switches MLflow's telemetry off as the Makefile does."""
+    import re
+
+    configmap = yaml.safe_load((KUBERNETES / "env-configmap.yaml").read_text())
+    instance = yaml.safe_load((KUBERNETES / "dagster.yaml").read_text())
+    values = yaml.safe_load((KUBERNETES / "values.yaml").read_text())
+    name = configmap["metadata"]["name"]
+    assert (configmap["apiVersion"], configmap["kind"]) == ("v1", "ConfigMap")
+    assert instance["run_launcher"]["config"]["env_config_maps"] == [name]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert [m["name"] for m in deployment["envConfigMaps"]] == [name]
+    data = configmap["data"]
+    assert all(isinstance(v, str) for v in data.values())  # a ConfigMap holds text only
+    assert data["MLFLOW_TRACKING_URI"].startswith(("http://", "https://"))
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    (telemetry,) = re.findall(r"^export MLFLOW_DISABLE_TELEMETRY \?= (\S+)$", makefile, re.M)
+    assert data["MLFLOW_DISABLE_TELEMETRY"] == telemetry == "true"
