@@ -138,9 +138,10 @@ import sklearn, pandas, polars, pyarrow, mlflow  # what a run process holds befo
 import ml_assets.definitions
 from ml_assets.training.model import import_lightgbm
 
-def gomp_loaded():
+def gomp_loaded():  # LightGBM's libgomp; scikit-learn loads a copy of its own, which it ignores
     with open("/proc/self/maps") as maps:
-        return any(line.rstrip().endswith("/libgomp.so.1.0.0") for line in maps)
+        paths = {line.split()[-1] for line in maps if "libgomp" in line}
+    return any("scikit_learn.libs" not in path for path in paths)
 
 before = gomp_loaded()
 import_lightgbm()
