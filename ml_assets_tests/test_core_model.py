@@ -1,6 +1,9 @@
 """Pure core: training, scoring, metrics, gate decisions, drift, registry audit log."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -154,10 +157,6 @@ def test_lightgbm_loads_with_a_short_spin_count_unless_the_environment_sets_one(
     """libgomp reads GOMP_SPINCOUNT once, when LightGBM's import loads it: the default must be
     in place by then, in a process started by anyone (here: not by make), and a value the
     environment sets wins."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     if given is not None:
         env["GOMP_SPINCOUNT"] = given

@@ -2,6 +2,7 @@
 instance config the Helm chart renders, the K8sRunLauncher's config, and the Helm values that
 must say the same. No cluster runs here; this is what can be checked without one."""
 
+import re
 import shutil
 
 import pytest
@@ -76,8 +77,6 @@ def test_the_helm_values_say_what_the_instance_config_says():
 def test_every_pod_gets_the_environment_make_gives_a_developer():
     """The ConfigMap the pods read is the one both the chart and the instance name, it points
     at an MLflow server, and it switches MLflow's telemetry off as the Makefile does."""
-    import re
-
     configmap = yaml.safe_load((KUBERNETES / "env-configmap.yaml").read_text())
     instance = yaml.safe_load((KUBERNETES / "dagster.yaml").read_text())
     values = yaml.safe_load((KUBERNETES / "values.yaml").read_text())
